@@ -1,0 +1,112 @@
+"""One settings object, read from the environment, with embedded defaults.
+
+Every knob a user may turn lives here and is documented in the README's
+"Configuration" table. Nothing else in the project reads ``os.environ``; Dagster
+code builds its resources from a ``Settings`` instance.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_MAX_CONCURRENCY = 32
+DEFAULT_MAX_PER_HOST = 8
+DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
+DEFAULT_DOWNLOAD_TIMEOUT_S = 300.0
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the platform cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={value} must be positive")
+    return value
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def parse_allow_hosts(raw: str | None) -> tuple[str, ...]:
+    """Split ``AD_ASSETS_ALLOW_HOSTS`` (comma-separated ``host`` or ``host:port``)."""
+    if not raw:
+        return ()
+    return tuple(sorted({part.strip().lower() for part in raw.split(",") if part.strip()}))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with defaults that work on a fresh machine."""
+
+    home: Path
+    storage_url: str
+    database_url: str | None = None
+    sqs_queue_url: str | None = None
+    sqs_dlq_url: str | None = None
+    ai_provider: str = "local"
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    max_per_host: int = DEFAULT_MAX_PER_HOST
+    max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
+    download_timeout_s: float = DEFAULT_DOWNLOAD_TIMEOUT_S
+    allow_hosts: tuple[str, ...] = ()
+    aws_endpoint_url: str | None = None
+    aws_region: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Read the settings from ``env`` (default: the process environment)."""
+        env = os.environ if env is None else env
+        home = Path(env.get("AD_ASSETS_HOME", "").strip() or "./.ad_assets").expanduser().resolve()
+        storage_url = _optional(env, "AD_ASSETS_STORAGE_URL") or str(home / "store")
+        return cls(
+            home=home,
+            storage_url=storage_url,
+            database_url=_optional(env, "AD_ASSETS_DATABASE_URL"),
+            sqs_queue_url=_optional(env, "AD_ASSETS_SQS_QUEUE_URL"),
+            sqs_dlq_url=_optional(env, "AD_ASSETS_SQS_DLQ_URL"),
+            ai_provider=_optional(env, "AD_ASSETS_AI_PROVIDER") or "local",
+            max_concurrency=_int(env, "AD_ASSETS_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY),
+            max_per_host=_int(env, "AD_ASSETS_MAX_PER_HOST", DEFAULT_MAX_PER_HOST),
+            max_download_bytes=_int(env, "AD_ASSETS_MAX_DOWNLOAD_BYTES", DEFAULT_MAX_DOWNLOAD_BYTES),
+            download_timeout_s=_float(env, "AD_ASSETS_DOWNLOAD_TIMEOUT_S", DEFAULT_DOWNLOAD_TIMEOUT_S),
+            allow_hosts=parse_allow_hosts(env.get("AD_ASSETS_ALLOW_HOSTS")),
+            aws_endpoint_url=_optional(env, "AWS_ENDPOINT_URL"),
+            aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
+        )
+
+    @property
+    def postgres_dir(self) -> Path:
+        """Where the embedded PostgreSQL keeps its data when no URL is set."""
+        return self.home / "postgres"
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space for downloads in flight and per-item journals."""
+        return self.home / "work"
