@@ -1,0 +1,1 @@
+"""Providers: who actually computes a method's answer (local, fake, bedrock, openai)."""
