@@ -1,0 +1,1 @@
+"""Dagster assets: thin wiring over the engine, one module per stage."""

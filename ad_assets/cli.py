@@ -1,0 +1,144 @@
+"""The ``ad-assets`` command line.
+
+Commands: ``ingest``, ``dev``, ``demo``, and ``methods`` (the AI methods
+harness). Every command reads the same ``Settings``; errors about the user's
+input are one clear line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ad_assets.settings import Settings, SettingsError
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _human_bytes(n: int | None) -> str:
+    size = float(n or 0)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def print_ingest_summary(result, out=sys.stdout) -> None:
+    """A few readable lines about one brand's ingest."""
+    doc = result.as_json()
+    state = "succeeded" if result.success else "FAILED"
+    print(f"brand {doc['brand']}: run {doc['run_id']} {state}", file=out)
+    print(f"  URLs in manifest: {doc['urls']} ({doc['new_urls']} new from this request)", file=out)
+    for rejected in doc["rejected"]:
+        print(f"  refused at registration: {rejected['url']!r}: {rejected['reason']}", file=out)
+    if doc["counts"]:
+        print("  " + " · ".join(f"{status} {n}" for status, n in doc["counts"].items()), file=out)
+    if doc["failures_by_cause"]:
+        causes = ", ".join(f"{cause} {n}" for cause, n in doc["failures_by_cause"].items())
+        print(f"  failures by cause: {causes}", file=out)
+    if doc["bytes_stored"] is not None:
+        print(f"  stored {_human_bytes(doc['bytes_stored'])} in {doc['elapsed_s']} s", file=out)
+    for stage, meta in doc["stages"].items():
+        if stage != "raw_media":
+            shown = {k: v for k, v in meta.items() if isinstance(v, (int, float, str)) and v is not None}
+            print(f"  {stage}: " + ", ".join(f"{k}={v}" for k, v in list(shown.items())[:8]), file=out)
+    for error in doc["errors"]:
+        print(f"  error: {error}", file=out)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Register a brand's URL file and materialise the brand through the local instance."""
+    from ad_assets.brand_requests import RequestError, read_url_file, validate_brand
+    from ad_assets.ingest import ingest_brand
+    from ad_assets.instance import local_instance
+
+    settings = Settings.from_env()
+    try:
+        validate_brand(args.brand)
+        urls = read_url_file(Path(args.urls_file))
+    except RequestError as exc:
+        print(f"ad-assets ingest: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"ingesting {len(urls)} URL lines for brand {args.brand!r}…", file=sys.stderr)
+    try:
+        result = ingest_brand(settings, local_instance(settings), args.brand, urls, source="cli")
+    except RequestError as exc:
+        print(f"ad-assets ingest: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(result.as_json(), default=str))
+    else:
+        print_ingest_summary(result)
+    return 0 if result.success else EXIT_FAILED
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Run the Dagster UI on the embedded defaults."""
+    from ad_assets.instance import ensure_dagster_home
+
+    settings = Settings.from_env()
+    home = ensure_dagster_home(settings)
+    command = [
+        sys.executable, "-m", "dagster", "dev",
+        "-w", str(REPO_ROOT / "workspace.yaml"),
+        "-h", args.host, "-p", str(args.port),
+    ]  # fmt: skip
+    print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={home})", file=sys.stderr)
+    try:
+        return subprocess.call(command, cwd=REPO_ROOT, env=os.environ.copy())
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Serve the built-in sample ads on loopback and ingest the sample brands."""
+    from ad_assets.demo.run_demo import run_demo
+
+    return run_demo(json_output=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="ad-assets", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = sub.add_parser("ingest", help="register a brand's URL file and materialise the brand")
+    ingest.add_argument("brand", metavar="BRAND", help="brand key, e.g. acme-coffee")
+    ingest.add_argument("urls_file", metavar="URLS_FILE", help="one URL per line; blank lines and # comments ignored")
+    ingest.add_argument("--json", action="store_true", help="print one JSON object")
+    ingest.set_defaults(func=cmd_ingest)
+
+    dev = sub.add_parser("dev", help="run the Dagster UI on the embedded defaults")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=cmd_dev)
+
+    demo = sub.add_parser("demo", help="serve sample ads on loopback and ingest two sample brands")
+    demo.add_argument("--json", action="store_true", help="print one JSON object per brand")
+    demo.set_defaults(func=cmd_demo)
+
+    from ad_assets import cli_methods
+
+    cli_methods.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``ad-assets`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:
+        print(f"ad-assets: bad setting: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""The Dagster code location: ``dagster dev -w workspace.yaml`` loads ``defs``."""
+
+import dagster as dg
+
+from ad_assets.assets.raw_media import raw_media
+from ad_assets.jobs import ingest_brand_job
+from ad_assets.resource_defs import resources_for
+from ad_assets.settings import Settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """All definitions wired to ``settings`` (tests pass their own)."""
+    return dg.Definitions(
+        assets=[raw_media],
+        jobs=[ingest_brand_job],
+        resources=resources_for(settings),
+    )
+
+
+defs = build_definitions(Settings.from_env())

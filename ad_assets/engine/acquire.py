@@ -1,0 +1,226 @@
+"""Acquire a brand's media: fetch every URL once, sniff, probe, store by content hash.
+
+One row per URL comes out, whatever happened to it: a bad URL is a row with a
+cause, never an exception that stops the brand. A URL already stored by an
+earlier run is not downloaded again: its record under ``fetched/`` is reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ad_assets.engine.media_probe import (
+    DEFAULT_MAX_DURATION_S,
+    DEFAULT_MAX_PIXELS,
+    MediaProbeError,
+    describe_unsupported,
+    probe_media,
+    sniff_media_type,
+)
+from resources.fetcher import Fetcher, FetchResult
+from resources.media_store import MediaStore, StoreError, media_key
+
+FETCHED_PREFIX = "fetched"
+STATUSES = ("ok", "duplicate", "unsupported", "failed")
+MEDIA_COLUMNS = (
+    "url", "status", "cause", "detail", "sha256", "media_type", "mime", "bytes",
+    "width", "height", "duration_s", "has_audio", "storage_key", "storage_uri",
+    "final_url", "http_status", "attempts", "reused", "fetched_at", "elapsed_ms",
+)  # fmt: skip
+
+Row = dict[str, Any]
+OnRow = Callable[[Row], None]
+
+
+@dataclass(frozen=True)
+class AcquireLimits:
+    """Limits on what is accepted as media, beyond the fetcher's byte and time limits."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
+
+
+def fetched_record_key(url: str) -> str:
+    """Store key of the record that remembers a URL was fetched and stored."""
+    digest = hashlib.sha256(url.encode()).hexdigest()
+    return f"{FETCHED_PREFIX}/{digest[:2]}/{digest}.json"
+
+
+def empty_row(url: str) -> Row:
+    """A row with every column present and unset."""
+    row: Row = dict.fromkeys(MEDIA_COLUMNS)
+    row.update(url=url, bytes=0, reused=False, attempts=0)
+    return row
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class _Acquirer:
+    def __init__(self, fetcher: Fetcher, store: MediaStore, limits: AcquireLimits) -> None:
+        self.fetcher = fetcher
+        self.store = store
+        self.limits = limits
+        self._store_locks: dict[str, asyncio.Lock] = {}
+
+    async def acquire(self, url: str) -> Row:
+        reused = await self._reuse(url)
+        if reused is not None:
+            return reused
+        started = time.perf_counter()
+        result = await self.fetcher.fetch(url)
+        row = empty_row(url)
+        row.update(
+            final_url=result.final_url,
+            http_status=result.http_status,
+            attempts=result.attempts,
+            fetched_at=_now(),
+            bytes=result.bytes,
+            sha256=result.sha256,
+        )
+        try:
+            if not result.ok:
+                row.update(status="failed", cause=result.cause, detail=result.detail)
+            else:
+                await self._store(result, row)
+        finally:
+            if result.path is not None:
+                result.path.unlink(missing_ok=True)
+        row["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        return row
+
+    async def _reuse(self, url: str) -> Row | None:
+        key = fetched_record_key(url)
+        try:
+            if not await self.store.exists(key):
+                return None
+            row = json.loads(await self.store.get_bytes(key))
+            if not await self.store.exists(row["storage_key"]):
+                return None  # the media went missing: fetch again
+        except (StoreError, ValueError, KeyError):
+            return None
+        row.update(reused=True, elapsed_ms=0.0, attempts=0)
+        return {column: row.get(column) for column in MEDIA_COLUMNS}
+
+    async def _store(self, result: FetchResult, row: Row) -> None:
+        sniffed = sniff_media_type(result.head)
+        if sniffed is None:
+            row.update(
+                status="unsupported",
+                cause="unsupported_type",
+                detail=describe_unsupported(result.head, result.content_type),
+            )
+            return
+        assert result.path is not None and result.sha256 is not None
+        try:
+            probe = await asyncio.to_thread(
+                probe_media,
+                result.path,
+                sniffed,
+                max_pixels=self.limits.max_pixels,
+                max_duration_s=self.limits.max_duration_s,
+            )
+        except MediaProbeError as exc:
+            row.update(status="failed", cause=exc.cause, detail=exc.detail, media_type=sniffed.media_type)
+            return
+        key = media_key(result.sha256, sniffed.ext)
+        try:
+            await self._put_once(key, result.path, sniffed.mime)
+        except StoreError as exc:
+            row.update(status="failed", cause="store_error", detail=str(exc))
+            return
+        row.update(
+            status="ok",
+            media_type=sniffed.media_type,
+            mime=sniffed.mime,
+            width=probe.width,
+            height=probe.height,
+            duration_s=probe.duration_s,
+            has_audio=probe.has_audio,
+            storage_key=key,
+            storage_uri=self.store.uri_for(key),
+        )
+        record = {column: row.get(column) for column in MEDIA_COLUMNS}
+        try:
+            await self.store.put_bytes(fetched_record_key(row["url"]), json.dumps(record).encode())
+        except StoreError:
+            pass  # the media is stored; without the record the next run fetches again, nothing is lost
+
+    async def _put_once(self, key: str, path: Path, mime: str) -> None:
+        # Two URLs with the same content may finish together: upload once.
+        lock = self._store_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if not await self.store.exists(key):
+                await self.store.put_file(key, path, content_type=mime)
+
+
+def mark_duplicates(rows: list[Row]) -> list[Row]:
+    """Rows after the first with the same content become ``duplicate`` of the first."""
+    first_url: dict[str, str] = {}
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        sha = row["sha256"]
+        if sha in first_url:
+            row.update(status="duplicate", detail=f"same content as {first_url[sha]}")
+        else:
+            first_url[sha] = row["url"]
+    return rows
+
+
+async def acquire_media(
+    urls: list[str],
+    *,
+    fetcher: Fetcher,
+    store: MediaStore,
+    limits: AcquireLimits = AcquireLimits(),
+    on_row: OnRow | None = None,
+) -> list[Row]:
+    """Fetch and store every URL concurrently (the fetcher bounds the fan-out).
+
+    Returns one row per URL in the order given, with ``status`` one of
+    ``ok``, ``duplicate``, ``unsupported``, ``failed``.
+    """
+    acquirer = _Acquirer(fetcher, store, limits)
+
+    async def one(url: str) -> Row:
+        row = await acquirer.acquire(url)
+        if on_row is not None:
+            on_row(row)
+        return row
+
+    rows = await asyncio.gather(*(one(url) for url in urls))
+    return mark_duplicates(list(rows))
+
+
+def summarize_rows(rows: list[Row], elapsed_s: float) -> dict[str, Any]:
+    """Counts by status, failures by cause, bytes and throughput, for metadata and the CLI."""
+    counts = {status: 0 for status in STATUSES}
+    causes: dict[str, int] = {}
+    stored_bytes = 0
+    reused = 0
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+        if row["status"] in ("failed", "unsupported"):
+            causes[row["cause"] or "unknown"] = causes.get(row["cause"] or "unknown", 0) + 1
+        if row["status"] == "ok":
+            stored_bytes += int(row["bytes"] or 0)
+            reused += bool(row["reused"])
+    return {
+        "urls": len(rows),
+        "counts": counts,
+        "failures_by_cause": dict(sorted(causes.items(), key=lambda kv: -kv[1])),
+        "bytes": stored_bytes,
+        "reused": reused,
+        "elapsed_s": round(elapsed_s, 3),
+        "urls_per_s": round(len(rows) / elapsed_s, 2) if elapsed_s > 0 else None,
+    }

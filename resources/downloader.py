@@ -1,0 +1,50 @@
+"""The downloader as a Dagster resource: configuration for the pure ``Fetcher``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from resources.fetcher import Fetcher, FetchPolicy
+
+
+class DownloaderResource(dg.ConfigurableResource):
+    """Bounds and limits for fetching a brand's URLs; ``fetcher()`` opens the shared client."""
+
+    max_concurrency: int = Field(32, description="URLs in flight at once, all hosts together.")
+    max_per_host: int = Field(8, description="URLs in flight at once against one host:port.")
+    max_bytes: int = Field(512 * 2**20, description="Largest body accepted, in bytes.")
+    total_timeout_s: float = Field(300.0, description="Time allowed for one URL, retries included.")
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 30.0
+    max_redirects: int = 5
+    max_attempts: int = Field(4, description="Tries per URL; only transient failures are retried.")
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts ('host' or 'host:port') allowed even though they resolve to private addresses.",
+    )
+    max_pixels: int = Field(100_000_000, description="Largest image accepted, in pixels.")
+    max_duration_s: float = Field(3 * 3600.0, description="Longest video accepted, in seconds.")
+    work_dir: str = Field(description="Directory for bodies in flight.")
+
+    def policy(self) -> FetchPolicy:
+        """The fetch policy these settings describe."""
+        return FetchPolicy(
+            max_concurrency=self.max_concurrency,
+            max_per_host=self.max_per_host,
+            max_bytes=self.max_bytes,
+            connect_timeout_s=self.connect_timeout_s,
+            read_timeout_s=self.read_timeout_s,
+            total_timeout_s=self.total_timeout_s,
+            max_redirects=self.max_redirects,
+            max_attempts=self.max_attempts,
+            allow_hosts=tuple(self.allow_hosts),
+        )
+
+    def fetcher(self) -> Fetcher:
+        """A ``Fetcher`` to use as ``async with``; one per run."""
+        work_dir = Path(self.work_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        return Fetcher(self.policy(), work_dir)
