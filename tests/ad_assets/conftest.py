@@ -1,0 +1,23 @@
+"""Shared fixtures for the ``ad_assets`` tests: sample media and a served sample site."""
+
+from __future__ import annotations
+
+import pytest
+
+from ad_assets.demo.samples import Scene, encode_image, render_ad_image, render_ad_video
+from tests.support.loopback_http import loopback_http  # noqa: F401 - re-exported fixture
+
+
+@pytest.fixture(scope="session")
+def sample_png() -> bytes:
+    return encode_image(render_ad_image(["FRESH COFFEE", "SAVE 20%"], accent=(120, 70, 30)))
+
+
+@pytest.fixture(scope="session")
+def sample_jpeg() -> bytes:
+    return encode_image(render_ad_image(["RUN FURTHER"], background=(230, 240, 255)), "JPEG")
+
+
+@pytest.fixture(scope="session")
+def sample_mp4() -> bytes:
+    return render_ad_video([Scene(("HELLO",), (200, 200, 200), 1.0), Scene(("WORLD",), (20, 20, 20), 1.0)])
