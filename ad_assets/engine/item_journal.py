@@ -1,0 +1,74 @@
+"""The per-item journal: each AI step's result appended as one JSON line.
+
+While an item passes the AI steps, every finished step is appended and synced
+to the item's own file. A crash loses at most the step in flight (a torn last
+line is ignored on reading); a re-run reads the journal and repeats only what
+is missing. When the item is done the journal is copied to the store beside
+the media.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+class ItemJournal:
+    """Append-only JSON-lines record of one item's finished steps."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._done: dict[str, dict[str, Any]] = {}
+        if path.exists():
+            self._done = self._read(path)
+            self._end_torn_line(path)
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, dict[str, Any]]:
+        done: dict[str, dict[str, Any]] = {}
+        with path.open("rb") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # a line torn by a crash mid-write: that step runs again
+                if isinstance(entry, dict) and "step" in entry:
+                    done[entry["step"]] = entry.get("result") or {}
+        return done
+
+    @staticmethod
+    def _end_torn_line(path: Path) -> None:
+        # A record appended after a torn line must start on a line of its own.
+        with path.open("rb+") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() == 0:
+                return
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+
+    def completed(self) -> dict[str, dict[str, Any]]:
+        """Every finished step and its result (the last record of a step wins)."""
+        return dict(self._done)
+
+    def has(self, step: str) -> bool:
+        """Whether ``step`` finished in this or an earlier run."""
+        return step in self._done
+
+    def get(self, step: str) -> dict[str, Any] | None:
+        """The result of ``step`` if it finished."""
+        return self._done.get(step)
+
+    def record(self, step: str, result: dict[str, Any]) -> None:
+        """Append ``step``'s result and sync it to disk before returning."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        entry = {"step": step, "at": datetime.now(timezone.utc).isoformat(), "result": result}
+        line = json.dumps(entry, default=str, separators=(",", ":")) + "\n"
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._done[step] = result

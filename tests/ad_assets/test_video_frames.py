@@ -1,0 +1,88 @@
+"""Frame sampling and the journal are what make video analysis correct and
+resumable; they are checked on real encoded videos and real files."""
+
+from __future__ import annotations
+
+import io
+import json
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ad_assets.demo.samples import Scene, render_ad_video
+from ad_assets.engine.item_journal import ItemJournal
+from ad_assets.engine.video_frames import (
+    VideoDecodeError,
+    extract_audio_wav,
+    frame_times,
+    sample_frames,
+    select_distinct,
+)
+
+
+@pytest.mark.parametrize(
+    ("duration", "n", "expected"),
+    [(10.0, 3, [0.0, 5.0, 10.0]), (9.0, 4, [0.0, 3.0, 6.0, 9.0]), (5.0, 1, [0.0]), (5.0, 0, []), (0.0, 5, [])],
+)
+def test_frame_times_are_evenly_spread(duration, n, expected):
+    assert frame_times(duration, n) == expected
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("v") / "v.mp4"
+    scenes = [Scene(("ONE",), (250, 240, 220), 2.0), Scene(("TWO",), (30, 60, 120), 2.0)]
+    path.write_bytes(render_ad_video(scenes))
+    return path
+
+
+def test_sample_frames_hits_the_asked_times(video):
+    frames = sample_frames(video, 9)
+    assert [f.index for f in frames] == list(range(9))
+    assert [f.t_s for f in frames] == frame_times(4.0, 9)
+    for frame in frames:
+        assert abs(frame.pts_s - frame.t_s) <= 0.101  # within one frame (10 fps) of the asked time
+        assert frame.jpeg[:3] == b"\xff\xd8\xff" and (frame.width, frame.height) == (320, 240)
+
+
+def test_corrupt_video_is_a_typed_error(tmp_path, video):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(video.read_bytes()[:500])
+    with pytest.raises(VideoDecodeError) as info:
+        sample_frames(broken, 5)
+    assert info.value.cause == "corrupt_media"
+
+
+def test_audio_track_to_wav(video, tmp_path):
+    wav_bytes = extract_audio_wav(video)
+    assert wav_bytes is not None
+    with wave.open(io.BytesIO(wav_bytes)) as wav:
+        assert (wav.getnchannels(), wav.getframerate(), wav.getsampwidth()) == (1, 16000, 2)
+        assert wav.getnframes() / 16000 == pytest.approx(4.0, abs=0.2)
+    silent = tmp_path / "silent.mp4"
+    silent.write_bytes(render_ad_video([Scene(("A",), (0, 0, 0), 1.0)], audio_wav=None))
+    assert extract_audio_wav(silent) is None
+
+
+def test_select_distinct_compares_to_last_kept():
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    near_a = np.array([0.99, 0.05])
+    assert select_distinct([a, near_a, a, b, b * 3, a], threshold=0.95) == [0, 3, 5]
+    assert select_distinct([], 0.9) == []
+
+
+def test_journal_survives_a_torn_line(tmp_path):
+    path = tmp_path / "item.jsonl"
+    journal = ItemJournal(path)
+    journal.record("ocr_text", {"text": "SAVE 20%"})
+    journal.record("caption", {"caption": "x"})
+    with path.open("a") as handle:
+        handle.write('{"step": "labels", "resu')  # killed mid-write
+    reread = ItemJournal(path)
+    assert reread.completed() == {"ocr_text": {"text": "SAVE 20%"}, "caption": {"caption": "x"}}
+    assert not reread.has("labels")
+    reread.record("labels", {"labels": []})
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.startswith('{"step":"')]
+    assert [line["step"] for line in lines] == ["ocr_text", "caption", "labels"]
