@@ -2,13 +2,10 @@
 
 import dagster as dg
 
-from ad_assets.partitions import brands_partitions
-
 INGEST_JOB = "ingest_brand"
 
 ingest_brand_job = dg.define_asset_job(
     INGEST_JOB,
     selection=dg.AssetSelection.all(),
-    partitions_def=brands_partitions,
     description="Acquire (and, as stages land, analyse and commit) one brand.",
 )

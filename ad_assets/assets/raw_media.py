@@ -1,6 +1,5 @@
 """``raw_media``: a brand's URLs fetched once and stored by content hash."""
 
-from __future__ import annotations
 
 import asyncio
 import time

@@ -27,8 +27,9 @@ def _allow(base_url: str) -> None:
     os.environ["AD_ASSETS_ALLOW_HOSTS"] = ",".join(filter(None, [current, host_port]))
 
 
-def run_demo(*, json_output: bool = False, out=sys.stdout) -> int:
+def run_demo(*, json_output: bool = False, out=None) -> int:
     """Run the demo; returns the exit code (0 when every brand's run succeeded)."""
+    out = out or sys.stdout
     from ad_assets.cli import print_ingest_summary
     from ad_assets.ingest import ingest_brand
     from ad_assets.instance import local_instance

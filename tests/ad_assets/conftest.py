@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from ad_assets.demo.samples import Scene, encode_image, render_ad_image, render_ad_video
-from tests.support.loopback_http import loopback_http  # noqa: F401 - re-exported fixture
 
 
 @pytest.fixture(scope="session")
