@@ -391,9 +391,10 @@ def http_client(server: FakeBedrockServer, **env: str) -> BedrockClient:
 
 
 async def test_titan_batch_over_http_keeps_order_and_bounds_concurrency(bedrock_server: FakeBedrockServer) -> None:
-    # The barrier only opens when 4 requests are in flight at once: proves the batch
-    # really runs 4-wide; max_in_flight proves it never runs wider.
-    barrier = threading.Barrier(4, timeout=10)
+    # The barrier only opens when 8 requests are in flight at once: proves the batch
+    # really runs 8-wide (wider than asyncio's default executor on a small machine);
+    # max_in_flight proves it never runs wider.
+    barrier = threading.Barrier(8, timeout=10)
     recorded = load_recording("bedrock_titan_embed_text")
 
     def numbered(request: ReceivedRequest) -> Reply:
@@ -402,13 +403,13 @@ async def test_titan_batch_over_http_keeps_order_and_bounds_concurrency(bedrock_
         return Reply(200, body)
 
     bedrock_server.route("POST", r"/model/[^/]+/invoke", numbered)
-    client = http_client(bedrock_server, AD_ASSETS_BEDROCK_EMBED_CONCURRENCY="4")
-    reply = await client.embed_text([f"text {i}" for i in range(8)])
+    client = http_client(bedrock_server, AD_ASSETS_BEDROCK_EMBED_CONCURRENCY="8")
+    reply = await client.embed_text([f"text {i}" for i in range(16)])
     await client.aclose()
-    assert [vector[0] for vector in reply.vectors] == [float(i) for i in range(8)]
-    assert bedrock_server.max_in_flight == 4
+    assert [vector[0] for vector in reply.vectors] == [float(i) for i in range(16)]
+    assert bedrock_server.max_in_flight == 8
     requests = bedrock_server.requests_to(r"/model/amazon\.titan-embed-image-v1/invoke")
-    assert len(requests) == 8
+    assert len(requests) == 16
     assert all("Credential=testing/" in r.headers["authorization"] for r in requests)
 
 

@@ -1,0 +1,281 @@
+"""The first AI cycle: every stored item through the AI methods, in one event loop.
+
+Explicit Python with the conditionals in plain sight:
+
+- image → ``ocr_text``, ``caption``, ``labels``, ``detect_faces``,
+  ``dominant_colors``, ``embed_image``, then ``embed_text`` of caption + OCR;
+- video → frames at ``t_i = i·duration/(n−1)``, ``embed_image`` of each, frames
+  too similar to the last kept one dropped, the image methods on each kept
+  frame, and, when there is an audio track, ``transcribe_speech`` with each
+  transcript segment embedded as text.
+
+All items are in flight together; the ``MethodRunner`` bounds calls per
+provider, a semaphore bounds items being decoded, and each finished step is
+appended to the item's journal, so a re-run repeats only unfinished steps and
+completed AI calls are not paid again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ad_assets.engine.item_journal import ItemJournal
+from ad_assets.engine.video_frames import (
+    DEFAULT_FRAME_COUNT,
+    SampledFrame,
+    VideoDecodeError,
+    sample_frames,
+    select_distinct,
+)
+from ai_methods.calls import MethodRunner
+from ai_methods.errors import AIMethodError
+from resources.media_store import MediaStore, StoreError
+
+IMAGE_STEPS = ("ocr_text", "caption", "labels", "detect_faces", "dominant_colors")
+EMBED_IMAGE, EMBED_TEXT, TRANSCRIBE = "embed_image", "embed_text", "transcribe_speech"
+ANALYSIS_METHODS = (*IMAGE_STEPS, EMBED_IMAGE, TRANSCRIBE)
+EMBEDDING_METHODS = (EMBED_IMAGE, EMBED_TEXT)
+ITEM_METHODS = (*IMAGE_STEPS, EMBED_IMAGE, EMBED_TEXT, TRANSCRIBE)
+ENGINE_VERSION = "1"  # bump when the pipeline's shape changes what it produces
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Knobs of the per-item pipeline."""
+
+    frame_count: int = DEFAULT_FRAME_COUNT
+    dedupe_threshold: float = 0.95
+    items_in_flight: int = 16
+    decode_workers: int = 2
+    frame_max_side: int = 1024
+
+
+@dataclass
+class UnitAnalysis:
+    """An image, or one kept frame of a video, with each method's result (``MethodResult.as_dict()``)."""
+
+    unit: str  # "image" | "frame"
+    frame_index: int | None
+    t_s: float | None
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def output(self, method: str) -> dict[str, Any]:
+        """The method's output, or ``{}`` when it failed or did not run."""
+        return (self.results.get(method) or {}).get("output") or {}
+
+
+@dataclass
+class ItemAnalysis:
+    """Everything the first cycle found for one media item."""
+
+    sha256: str
+    url: str
+    media_type: str
+    storage_key: str
+    units: list[UnitAnalysis] = field(default_factory=list)
+    transcript: dict[str, Any] | None = None
+    segment_vectors: list[dict[str, Any] | None] = field(default_factory=list)
+    frames_sampled: int = 0
+    frames_kept: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    steps_resumed: int = 0
+
+    @property
+    def status(self) -> str:
+        """``analysed``, ``partial`` (some methods failed) or ``failed`` (nothing usable)."""
+        if not self.units:
+            return "failed"
+        return "partial" if self.failures else "analysed"
+
+
+def journal_store_key(sha256: str) -> str:
+    """The item's finished journal, beside its media in the store."""
+    return f"media/{sha256[:2]}/{sha256}.journal.jsonl"
+
+
+def text_for_embedding(unit: UnitAnalysis) -> str:
+    """What ``embed_text`` sees for a unit: its caption and its OCR text."""
+    caption = str(unit.output("caption").get("caption") or "").strip()
+    ocr = str(unit.output("ocr_text").get("text") or "").strip()
+    return "\n".join(part for part in (caption, ocr) if part)
+
+
+class _ItemRun:
+    """One item's steps: journal lookups, calls, failures."""
+
+    def __init__(self, runner: MethodRunner, journal: ItemJournal, item: ItemAnalysis) -> None:
+        self.runner, self.journal, self.item = runner, journal, item
+
+    async def step(self, key: str, method: str, **inputs: Any) -> dict[str, Any] | None:
+        """Run ``method`` unless the journal already holds this step at the current version."""
+        m = self.runner.method(method)
+        provider = self.runner.provider_for(method)
+        prior = self.journal.get(key)
+        if prior and prior.get("version") == m.version and prior.get("provider") == provider:
+            self.item.steps_resumed += 1
+            return prior
+        try:
+            result = (await self.runner.run(method, **inputs)).as_dict()
+        except AIMethodError as exc:
+            self.item.failures.append({"method": method, "step": key, "cause": type(exc).__name__, "detail": str(exc)})
+            return None
+        self.journal.record(key, result)
+        return result
+
+
+class BrandAnalyser:
+    """Runs the first AI cycle over a brand's stored items."""
+
+    def __init__(
+        self,
+        runner: MethodRunner,
+        store: MediaStore,
+        work_dir: Path,
+        config: AnalysisConfig = AnalysisConfig(),
+        progress: Callable[[ItemAnalysis], None] | None = None,
+    ) -> None:
+        self.runner, self.store, self.config = runner, store, config
+        self.cache_dir = work_dir / "media_cache"
+        self.journal_dir = work_dir / "journals"
+        self.progress = progress
+        self._items = asyncio.Semaphore(config.items_in_flight)
+        self._decode = asyncio.Semaphore(config.decode_workers)
+
+    async def analyse(self, items: list[dict[str, Any]]) -> list[ItemAnalysis]:
+        """Analyse every item (rows of ``raw_media`` with status ``ok``), all in flight together."""
+        return list(await asyncio.gather(*(self._analyse_one(row) for row in items)))
+
+    async def _analyse_one(self, row: dict[str, Any]) -> ItemAnalysis:
+        item = ItemAnalysis(
+            sha256=row["sha256"], url=row["url"], media_type=row["media_type"], storage_key=row["storage_key"]
+        )
+        async with self._items:
+            try:
+                path = await self._local_copy(item.storage_key)
+                journal = await self._journal(item.sha256)
+                run = _ItemRun(self.runner, journal, item)
+                if item.media_type == "image":
+                    item.units.append(await self._image_unit(run, "image", None, None, path.read_bytes()))
+                else:
+                    await self._video(run, path, row)
+                await self._keep_journal(journal, item.sha256)
+            except (StoreError, VideoDecodeError, OSError) as exc:
+                cause = getattr(exc, "cause", type(exc).__name__)
+                item.failures.append({"method": "-", "step": "load", "cause": cause, "detail": str(exc)})
+        if self.progress is not None:
+            self.progress(item)
+        return item
+
+    async def _image_unit(
+        self, run: _ItemRun, prefix: str, index: int | None, t_s: float | None, image: bytes,
+        embedded: dict[str, Any] | None = None,
+    ) -> UnitAnalysis:  # fmt: skip
+        unit = UnitAnalysis("frame" if index is not None else "image", index, t_s)
+        steps = list(IMAGE_STEPS) + ([] if embedded else [EMBED_IMAGE])
+        results = await asyncio.gather(*(run.step(f"{prefix}:{m}", m, image=image) for m in steps))
+        unit.results = {m: r for m, r in zip(steps, results) if r is not None}
+        if embedded:
+            unit.results[EMBED_IMAGE] = embedded
+        text = text_for_embedding(unit)
+        if text:
+            embedded_text = await run.step(f"{prefix}:{EMBED_TEXT}", EMBED_TEXT, text=text)
+            if embedded_text is not None:
+                unit.results[EMBED_TEXT] = embedded_text
+        return unit
+
+    async def _video(self, run: _ItemRun, path: Path, row: dict[str, Any]) -> None:
+        item = run.item
+        async with self._decode:
+            frames: list[SampledFrame] = await asyncio.to_thread(
+                sample_frames,
+                path,
+                self.config.frame_count,
+                duration_s=row.get("duration_s"),
+                max_side=self.config.frame_max_side,
+            )
+        item.frames_sampled = len(frames)
+        transcript = None
+        if row.get("has_audio"):
+            transcript = asyncio.create_task(run.step("audio:transcribe_speech", TRANSCRIBE, audio=path))
+        embeddings = await asyncio.gather(
+            *(run.step(f"frame{f.index}:{EMBED_IMAGE}", EMBED_IMAGE, image=f.jpeg) for f in frames)
+        )
+        # A frame whose embedding failed cannot be judged a duplicate: it is kept.
+        judged = [i for i, e in enumerate(embeddings) if e is not None]
+        kept_judged = select_distinct([embeddings[i]["output"]["vector"] for i in judged], self.config.dedupe_threshold)
+        kept = sorted({judged[k] for k in kept_judged} | {i for i, e in enumerate(embeddings) if e is None})
+        item.frames_kept = len(kept)
+        item.units = list(
+            await asyncio.gather(
+                *(
+                    self._image_unit(run, f"frame{frames[i].index}", frames[i].index, frames[i].t_s,
+                                     frames[i].jpeg, embedded=embeddings[i])  # fmt: skip
+                    for i in kept
+                )
+            )
+        )
+        if transcript is not None:
+            item.transcript = (await transcript or {}).get("output")
+            segments = (item.transcript or {}).get("segments", [])
+            item.segment_vectors = list(
+                await asyncio.gather(
+                    *(
+                        run.step(f"audio:segment{i}:{EMBED_TEXT}", EMBED_TEXT, text=s["text"])
+                        if s.get("text", "").strip()
+                        else _none()
+                        for i, s in enumerate(segments)
+                    )
+                )
+            )
+
+    async def _local_copy(self, key: str) -> Path:
+        # Read each item from the store once per run; never from its URL.
+        path = self.cache_dir / key
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            await self.store.get_to_file(key, path)
+        return path
+
+    async def _journal(self, sha256: str) -> ItemJournal:
+        path = self.journal_dir / f"{sha256}.jsonl"
+        if not path.exists():
+            # Another machine may have finished steps of this item: resume from the stored journal.
+            key = journal_store_key(sha256)
+            if await self.store.exists(key):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                await self.store.get_to_file(key, path)
+        return ItemJournal(path)
+
+    async def _keep_journal(self, journal: ItemJournal, sha256: str) -> None:
+        if journal.path.exists():
+            await self.store.put_file(journal_store_key(sha256), journal.path, content_type="application/x-ndjson")
+
+
+async def _none() -> None:
+    return None
+
+
+def failures_by_method(items: list[ItemAnalysis]) -> dict[str, int]:
+    """How many steps failed, by method."""
+    return dict(Counter(f["method"] for item in items for f in item.failures).most_common())
+
+
+async def analyse_brand(
+    rows: list[dict[str, Any]],
+    *,
+    runner: MethodRunner,
+    store: MediaStore,
+    work_dir: Path,
+    config: AnalysisConfig = AnalysisConfig(),
+    progress: Callable[[ItemAnalysis], None] | None = None,
+) -> tuple[list[ItemAnalysis], float]:
+    """Analyse a brand's ``ok`` items; returns them and the elapsed seconds."""
+    started = time.perf_counter()
+    analyser = BrandAnalyser(runner, store, work_dir, config, progress)
+    items = await analyser.analyse([row for row in rows if row.get("status") == "ok"])
+    return items, time.perf_counter() - started

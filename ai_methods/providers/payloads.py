@@ -1,0 +1,135 @@
+"""What remote model clients send and read, independent of any one provider.
+
+Image types are sniffed from bytes (providers need the format, and file names
+lie), WAV headers give an audio duration for usage, and a model's text answer is
+turned into the JSON object a method asked for: models wrap JSON in prose or
+```json fences often enough that giving up on the first ``json.loads`` failure
+would waste paid calls.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from ai_methods.errors import BadResponseError, InvalidInputError
+
+_MIME = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
+_FENCE = re.compile(r"```[ \t]*(?:json|JSON|javascript)?[ \t]*\r?\n?(.*?)```", re.DOTALL)
+# Scanning every "{" of a long answer is quadratic; real answers put the object early.
+_MAX_BRACE_CANDIDATES = 64
+
+
+def sniff_image_format(data: bytes) -> str:
+    """``png``, ``jpeg``, ``gif`` or ``webp`` from the magic bytes; ``InvalidInputError`` otherwise."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    raise InvalidInputError(
+        f"image is not PNG, JPEG, GIF or WebP (first bytes {data[:8]!r}, {len(data)} bytes); convert it before sending"
+    )
+
+
+def image_mime_type(image_format: str) -> str:
+    """The MIME type of a format returned by ``sniff_image_format``."""
+    return _MIME[image_format]
+
+
+@dataclass(frozen=True)
+class WavInfo:
+    """What a WAV header says about its PCM data."""
+
+    sample_rate: int
+    channels: int
+    bits_per_sample: int
+    duration_s: float
+
+
+def read_wav_info(data: bytes) -> WavInfo:
+    """Parse a RIFF/WAVE header (PCM or WAVE_FORMAT_EXTENSIBLE); ``InvalidInputError`` if it is not one."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise InvalidInputError(
+            f"audio is not a WAV file (first bytes {data[:12]!r}); decode it to 16 kHz mono WAV first"
+        )
+    offset = 12
+    fmt: tuple[int, int, int, int] | None = None
+    while offset + 8 <= len(data):
+        chunk_id = data[offset : offset + 4]
+        (size,) = struct.unpack_from("<I", data, offset + 4)
+        body = offset + 8
+        if chunk_id == b"fmt " and size >= 16:
+            _tag, channels, rate, byte_rate, _align, bits = struct.unpack_from("<HHIIHH", data, body)
+            fmt = (channels, rate, byte_rate, bits)
+        elif chunk_id == b"data":
+            if fmt is None:
+                break
+            channels, rate, byte_rate, bits = fmt
+            # Streamed WAVs leave the size at 0 or 0xFFFFFFFF: use what is present.
+            available = len(data) - body
+            data_bytes = available if size in (0, 0xFFFFFFFF) else min(size, available)
+            if rate <= 0 or byte_rate <= 0:
+                break
+            return WavInfo(rate, channels, bits, data_bytes / byte_rate)
+        offset = body + size + (size & 1)  # chunks are word-aligned
+    raise InvalidInputError("WAV file has no usable 'fmt ' and 'data' chunks")
+
+
+def extract_json_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object found in ``text``: the whole text, a ```json fence, or an embedded ``{...}``."""
+    stripped = text.strip()
+    candidates = [stripped, *(m.group(1).strip() for m in _FENCE.finditer(text))]
+    for candidate in candidates:
+        try:
+            value = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    tried = 0
+    while start != -1 and tried < _MAX_BRACE_CANDIDATES:
+        tried += 1
+        try:
+            value, _end = decoder.raw_decode(text, start)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            return value
+        start = text.find("{", start + 1)
+    return None
+
+
+def schema_instructions(schema: dict[str, Any]) -> str:
+    """Text appended to a prompt so a model without native structured output answers in shape."""
+    return (
+        "\n\nAnswer with a single JSON object and nothing else. It must match this JSON Schema:\n"
+        f"```json\n{json.dumps(schema, ensure_ascii=False, indent=1)}\n```"
+    )
+
+
+def parse_json_reply(text: str, schema: dict[str, Any], *, source: str, truncated: bool = False) -> dict[str, Any]:
+    """Turn a model's text into the JSON object ``schema`` describes, or raise ``BadResponseError``.
+
+    Only the top level is checked here (an object carrying the schema's ``required``
+    keys): methods validate their full output schema themselves.
+    """
+    data = extract_json_object(text)
+    hint = " (the answer was cut off at max_tokens: raise max_tokens)" if truncated else ""
+    if data is None:
+        preview = text.strip().replace("\n", " ")[:200]
+        raise BadResponseError(f"{source} did not answer with a JSON object{hint}; it said: {preview!r}")
+    missing = [key for key in schema.get("required", []) if key not in data]
+    if missing:
+        raise BadResponseError(
+            f"{source} answered JSON without the required keys {missing}{hint}; got keys {sorted(data)}"
+        )
+    return data
