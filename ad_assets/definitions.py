@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from ad_assets.assets.analysis import analysis_assets
+from ad_assets.assets.brand_summary import brand_summary_asset
 from ad_assets.assets.raw_media import raw_media
 from ad_assets.jobs import ingest_brand_job
 from ad_assets.resource_defs import resources_for
@@ -11,7 +13,7 @@ from ad_assets.settings import Settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     """All definitions wired to ``settings`` (tests pass their own)."""
     return dg.Definitions(
-        assets=[raw_media],
+        assets=[raw_media, analysis_assets(settings), brand_summary_asset(settings)],
         jobs=[ingest_brand_job],
         resources=resources_for(settings),
     )

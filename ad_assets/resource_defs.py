@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ad_assets.ai_resource import AIMethodsResource
 from ad_assets.settings import Settings
 from resources.dagster_resources import MediaStoreResource, PostgresResource
 from resources.downloader import DownloaderResource
@@ -30,6 +31,11 @@ def resources_for(settings: Settings) -> dict[str, Any]:
             storage_url=settings.storage_url,
             aws_endpoint_url=settings.aws_endpoint_url,
             aws_region=settings.aws_region,
+        ),
+        "ai_methods": AIMethodsResource(
+            default_provider=settings.ai_provider,
+            method_providers=dict(settings.ai_method_providers),
+            cache_dir=str(settings.home / "cache"),
         ),
         "postgres": PostgresResource(
             database_url=settings.database_url,

@@ -18,6 +18,9 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 DEFAULT_DOWNLOAD_TIMEOUT_S = 300.0
 
 
+_METHOD_PROVIDER_PREFIX = "AD_ASSETS_AI_PROVIDER_"
+
+
 class SettingsError(ValueError):
     """An environment variable holds a value the platform cannot use."""
 
@@ -70,6 +73,7 @@ class Settings:
     sqs_queue_url: str | None = None
     sqs_dlq_url: str | None = None
     ai_provider: str = "local"
+    ai_method_providers: Mapping[str, str] = field(default_factory=dict)
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     max_per_host: int = DEFAULT_MAX_PER_HOST
     max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
@@ -77,7 +81,6 @@ class Settings:
     allow_hosts: tuple[str, ...] = ()
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
-    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -91,7 +94,12 @@ class Settings:
             database_url=_optional(env, "AD_ASSETS_DATABASE_URL"),
             sqs_queue_url=_optional(env, "AD_ASSETS_SQS_QUEUE_URL"),
             sqs_dlq_url=_optional(env, "AD_ASSETS_SQS_DLQ_URL"),
-            ai_provider=_optional(env, "AD_ASSETS_AI_PROVIDER") or "local",
+            ai_provider=(_optional(env, "AD_ASSETS_AI_PROVIDER") or "local").lower(),
+            ai_method_providers={
+                key[len(_METHOD_PROVIDER_PREFIX) :].lower(): value.strip().lower()
+                for key, value in env.items()
+                if key.startswith(_METHOD_PROVIDER_PREFIX) and value.strip()
+            },
             max_concurrency=_int(env, "AD_ASSETS_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY),
             max_per_host=_int(env, "AD_ASSETS_MAX_PER_HOST", DEFAULT_MAX_PER_HOST),
             max_download_bytes=_int(env, "AD_ASSETS_MAX_DOWNLOAD_BYTES", DEFAULT_MAX_DOWNLOAD_BYTES),
@@ -100,6 +108,10 @@ class Settings:
             aws_endpoint_url=_optional(env, "AWS_ENDPOINT_URL"),
             aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
         )
+
+    def provider_for(self, method: str) -> str:
+        """The provider that serves ``method`` (``AD_ASSETS_AI_PROVIDER_<METHOD>`` overrides the default)."""
+        return self.ai_method_providers.get(method, self.ai_provider)
 
     @property
     def postgres_dir(self) -> Path:

@@ -135,13 +135,15 @@ class BrandAnalyser:
         self,
         runner: MethodRunner,
         store: MediaStore,
-        work_dir: Path,
+        *,
+        cache_dir: Path,
+        journal_dir: Path,
         config: AnalysisConfig = AnalysisConfig(),
         progress: Callable[[ItemAnalysis], None] | None = None,
     ) -> None:
         self.runner, self.store, self.config = runner, store, config
-        self.cache_dir = work_dir / "media_cache"
-        self.journal_dir = work_dir / "journals"
+        self.cache_dir = cache_dir
+        self.journal_dir = journal_dir
         self.progress = progress
         self._items = asyncio.Semaphore(config.items_in_flight)
         self._decode = asyncio.Semaphore(config.decode_workers)
@@ -270,12 +272,17 @@ async def analyse_brand(
     *,
     runner: MethodRunner,
     store: MediaStore,
-    work_dir: Path,
+    cache_dir: Path,
+    journal_dir: Path,
     config: AnalysisConfig = AnalysisConfig(),
     progress: Callable[[ItemAnalysis], None] | None = None,
 ) -> tuple[list[ItemAnalysis], float]:
-    """Analyse a brand's ``ok`` items; returns them and the elapsed seconds."""
+    """Analyse a brand's ``ok`` items; returns them and the elapsed seconds.
+
+    ``cache_dir`` holds this run's local copies of the media (the caller removes
+    it); ``journal_dir`` keeps the per-item journals across runs.
+    """
     started = time.perf_counter()
-    analyser = BrandAnalyser(runner, store, work_dir, config, progress)
+    analyser = BrandAnalyser(runner, store, cache_dir=cache_dir, journal_dir=journal_dir, config=config, progress=progress)
     items = await analyser.analyse([row for row in rows if row.get("status") == "ok"])
     return items, time.perf_counter() - started

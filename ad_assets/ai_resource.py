@@ -1,0 +1,53 @@
+"""The AI methods library as a Dagster resource, and code versions derived from method versions."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Callable, Iterable
+
+import dagster as dg
+from pydantic import Field
+
+from ai_methods.calls import MethodRunner
+from ai_methods.registry import get_method
+from ai_methods.settings import AISettings
+
+
+class AIMethodsResource(dg.ConfigurableResource):
+    """Which provider serves each AI method, and where results are cached.
+
+    Provider credentials and limits come from the environment as the AI
+    methods library documents (``AD_ASSETS_AI_*``, ``AWS_*``,
+    ``AD_ASSETS_OPENAI_*``); the fields here override provider choice and cache.
+    """
+
+    default_provider: str = Field("local", description="Provider of every method without an override.")
+    method_providers: dict[str, str] = Field(default_factory=dict, description="Method name → provider.")
+    cache_dir: str = Field(description="Directory of the durable result cache.")
+
+    def settings(self) -> AISettings:
+        """The library's settings: the environment's, with this resource's fields on top."""
+        return dataclasses.replace(
+            AISettings.from_env(),
+            default_provider=self.default_provider,
+            method_providers=dict(self.method_providers),
+            cache_dir=Path(self.cache_dir),
+        )
+
+    def runner(self) -> MethodRunner:
+        """A fresh call path for one run (use as ``async with``)."""
+        return MethodRunner(self.settings())
+
+
+def methods_code_version(methods: Iterable[str], provider_for: Callable[[str], str], engine_version: str) -> str:
+    """A code version that changes when any method's version, or its provider, changes.
+
+    Dagster compares it with the version a partition was materialised with, so
+    brands show as stale in the UI after a method is bumped.
+    """
+    parts = [f"engine={engine_version}"]
+    parts += [f"{name}={get_method(name).version}@{provider_for(name)}" for name in sorted(methods)]
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+    return f"{engine_version}-{digest}"
