@@ -125,12 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print one JSON object per brand")
     demo.set_defaults(func=cmd_demo)
 
+    import importlib
     import importlib.util
 
-    if importlib.util.find_spec("ad_assets.cli_methods"):  # TEMP until the harness lands
-        from ad_assets import cli_methods
-
-        cli_methods.register(sub)
+    for name in ("cli_methods", "cli_search", "cli_backfill"):  # TEMP: direct imports once all have landed
+        if importlib.util.find_spec(f"ad_assets.{name}"):
+            importlib.import_module(f"ad_assets.{name}").register(sub)
     return parser
 
 
