@@ -46,8 +46,24 @@ def print_ingest_summary(result, out=None) -> None:
         print(f"  failures by cause: {causes}", file=out)
     if doc["bytes_stored"] is not None:
         print(f"  stored {_human_bytes(doc['bytes_stored'])} in {doc['elapsed_s']} s", file=out)
+    analysis = doc["stages"].get("media_analysis")
+    if analysis:
+        print(
+            f"  analysed {analysis.get('items')} items ({analysis.get('images')} images, {analysis.get('videos')} videos;"
+            f" frames sampled {analysis.get('frames_sampled')}, kept {analysis.get('frames_kept')});"
+            f" AI calls {analysis.get('ai_calls')}, cache hits {analysis.get('cache_hits')},"
+            f" est. cost ${analysis.get('estimated_cost_usd') or 0:.4f}",
+            file=out,
+        )
+        if analysis.get("failures_by_method"):
+            print(f"  AI step failures by method: {analysis['failures_by_method']}", file=out)
+    summary = doc["stages"].get("brand_summary")
+    if summary and summary.get("summary"):
+        print("  brand summary:", file=out)
+        for line in str(summary["summary"]).splitlines()[1:]:
+            print(f"    {line.lstrip('- ').replace('**', '')}", file=out)
     for stage, meta in doc["stages"].items():
-        if stage != "raw_media":
+        if stage not in ("raw_media", "media_analysis", "media_embeddings", "brand_summary"):
             shown = {k: v for k, v in meta.items() if isinstance(v, (int, float, str)) and v is not None}
             print(f"  {stage}: " + ", ".join(f"{k}={v}" for k, v in list(shown.items())[:8]), file=out)
     for error in doc["errors"]:

@@ -59,8 +59,11 @@ def run_demo(*, json_output: bool = False, out=None) -> int:
     if not json_output:
         print(
             "\nWhat happened: each brand's URLs were fetched once with bounded fan-out, typed from their bytes,"
-            "\nprobed, and stored by sha256; the HTML page, the missing file, the unreachable host and the ftp URL"
-            "\nare recorded with their causes and did not stop the brand. Run `ad-assets dev` to see the runs.",
+            "\nprobed and stored by sha256; the HTML page, the missing file, the unreachable host and the ftp URL"
+            "\nare recorded with their causes and did not stop the brand. Every stored item then went through the"
+            "\nAI methods on the offline `local` provider (OCR, colours, faces, visual and lexical embeddings;"
+            "\nvideos sliced into frames with near-duplicates dropped and their speech transcribed), and the brand"
+            "\nsummary was built from those measurements. Run `ad-assets dev` to see the runs in the Dagster UI.",
             file=out,
         )
     return 0 if ok else 1
