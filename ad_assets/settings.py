@@ -16,6 +16,13 @@ DEFAULT_MAX_CONCURRENCY = 32
 DEFAULT_MAX_PER_HOST = 8
 DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 DEFAULT_DOWNLOAD_TIMEOUT_S = 300.0
+# The SQS sensor: a tick must end well inside Dagster's 60 s sensor timeout,
+# and a message in flight must stay hidden from one tick to the next.
+DEFAULT_SQS_POLL_INTERVAL_S = 30
+DEFAULT_SQS_TICK_BUDGET_S = 20.0
+DEFAULT_SQS_VISIBILITY_TIMEOUT_S = 300
+DEFAULT_SQS_MAX_MESSAGES_PER_TICK = 1000
+SQS_MAX_TICK_BUDGET_S = 50.0
 
 
 _METHOD_PROVIDER_PREFIX = "AD_ASSETS_AI_PROVIDER_"
@@ -63,6 +70,30 @@ def parse_allow_hosts(raw: str | None) -> tuple[str, ...]:
     return tuple(sorted({part.strip().lower() for part in raw.split(",") if part.strip()}))
 
 
+def _sqs_timing(env: Mapping[str, str]) -> dict[str, float | int]:
+    """The SQS sensor's timing knobs, checked against each other."""
+    interval = _int(env, "AD_ASSETS_SQS_POLL_INTERVAL_S", DEFAULT_SQS_POLL_INTERVAL_S)
+    budget = _float(env, "AD_ASSETS_SQS_TICK_BUDGET_S", DEFAULT_SQS_TICK_BUDGET_S)
+    visibility = _int(env, "AD_ASSETS_SQS_VISIBILITY_TIMEOUT_S", DEFAULT_SQS_VISIBILITY_TIMEOUT_S)
+    if budget > SQS_MAX_TICK_BUDGET_S:
+        raise SettingsError(
+            f"AD_ASSETS_SQS_TICK_BUDGET_S={budget:g} must be at most {SQS_MAX_TICK_BUDGET_S:g}: "
+            "Dagster abandons a sensor tick after 60 s"
+        )
+    # In-flight messages must stay hidden until the next tick can extend them.
+    if visibility < budget + 2 * interval:
+        raise SettingsError(
+            f"AD_ASSETS_SQS_VISIBILITY_TIMEOUT_S={visibility} must be at least the tick budget plus two "
+            f"poll intervals ({budget:g} + 2 x {interval} s)"
+        )
+    return {
+        "sqs_poll_interval_s": interval,
+        "sqs_tick_budget_s": budget,
+        "sqs_visibility_timeout_s": visibility,
+        "sqs_max_messages_per_tick": _int(env, "AD_ASSETS_SQS_MAX_MESSAGES_PER_TICK", DEFAULT_SQS_MAX_MESSAGES_PER_TICK),
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, with defaults that work on a fresh machine."""
@@ -72,6 +103,10 @@ class Settings:
     database_url: str | None = None
     sqs_queue_url: str | None = None
     sqs_dlq_url: str | None = None
+    sqs_poll_interval_s: int = DEFAULT_SQS_POLL_INTERVAL_S
+    sqs_tick_budget_s: float = DEFAULT_SQS_TICK_BUDGET_S
+    sqs_visibility_timeout_s: int = DEFAULT_SQS_VISIBILITY_TIMEOUT_S
+    sqs_max_messages_per_tick: int = DEFAULT_SQS_MAX_MESSAGES_PER_TICK
     ai_provider: str = "local"
     ai_method_providers: Mapping[str, str] = field(default_factory=dict)
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
@@ -94,6 +129,7 @@ class Settings:
             database_url=_optional(env, "AD_ASSETS_DATABASE_URL"),
             sqs_queue_url=_optional(env, "AD_ASSETS_SQS_QUEUE_URL"),
             sqs_dlq_url=_optional(env, "AD_ASSETS_SQS_DLQ_URL"),
+            **_sqs_timing(env),
             ai_provider=(_optional(env, "AD_ASSETS_AI_PROVIDER") or "local").lower(),
             ai_method_providers={
                 key[len(_METHOD_PROVIDER_PREFIX) :].lower(): value.strip().lower()

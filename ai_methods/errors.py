@@ -44,3 +44,11 @@ class TransientProviderError(AIMethodError):
 
 class BadResponseError(AIMethodError):
     """The provider answered, but not in the shape the method's schema requires."""
+
+
+class ConfigurationError(AIMethodError, ValueError):
+    """A setting of the AI methods library holds a value it cannot use; the message names it."""
+
+
+class InternalMethodError(AIMethodError):
+    """The method's own code failed (a bug, not the provider): report it with the traceback in ``__cause__``."""

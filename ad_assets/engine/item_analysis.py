@@ -18,6 +18,7 @@ completed AI calls are not paid again.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,10 +28,10 @@ from typing import Any, Callable
 from ad_assets.engine.item_journal import ItemJournal
 from ad_assets.engine.video_frames import (
     DEFAULT_FRAME_COUNT,
+    DistinctFrames,
     SampledFrame,
     VideoDecodeError,
-    sample_frames,
-    select_distinct,
+    iter_frames,
 )
 from ai_methods.calls import MethodRunner
 from ai_methods.errors import AIMethodError
@@ -88,7 +89,7 @@ class ItemAnalysis:
     @property
     def status(self) -> str:
         """``analysed``, ``partial`` (some methods failed) or ``failed`` (nothing usable)."""
-        if not self.units:
+        if not any(unit.results for unit in self.units):
             return "failed"
         return "partial" if self.failures else "analysed"
 
@@ -112,13 +113,20 @@ class _ItemRun:
         self.runner, self.journal, self.item = runner, journal, item
 
     async def step(self, key: str, method: str, **inputs: Any) -> dict[str, Any] | None:
-        """Run ``method`` unless the journal already holds this step at the current version."""
+        """Run ``method`` unless the journal already holds this step for the same version, provider and input."""
         m = self.runner.method(method)
         provider = self.runner.provider_for(method)
         prior = self.journal.get(key)
         if prior and prior.get("version") == m.version and prior.get("provider") == provider:
-            self.item.steps_resumed += 1
-            return prior
+            # A step key names a position (``frame3``, ``image:embed_text``), not an input: after a
+            # change of frame count or of an upstream method's output the same key holds other input.
+            try:
+                same_input = m.prepare(**inputs).input_hash == prior.get("input_hash")
+            except AIMethodError:
+                same_input = False  # the call below fails the same way and records why
+            if same_input:
+                self.item.steps_resumed += 1
+                return prior
         try:
             result = (await self.runner.run(method, **inputs)).as_dict()
         except AIMethodError as exc:
@@ -175,14 +183,15 @@ class BrandAnalyser:
 
     async def _image_unit(
         self, run: _ItemRun, prefix: str, index: int | None, t_s: float | None, image: bytes,
-        embedded: dict[str, Any] | None = None,
+        frame_embedding: dict[str, Any] | None = None, *, embed: bool = True,
     ) -> UnitAnalysis:  # fmt: skip
+        """The image methods on one image or kept frame (a frame's ``embed_image`` ran before, for de-duplication)."""
         unit = UnitAnalysis("frame" if index is not None else "image", index, t_s)
-        steps = list(IMAGE_STEPS) + ([] if embedded else [EMBED_IMAGE])
+        steps = list(IMAGE_STEPS) + ([EMBED_IMAGE] if embed else [])
         results = await asyncio.gather(*(run.step(f"{prefix}:{m}", m, image=image) for m in steps))
         unit.results = {m: r for m, r in zip(steps, results) if r is not None}
-        if embedded:
-            unit.results[EMBED_IMAGE] = embedded
+        if frame_embedding is not None:
+            unit.results[EMBED_IMAGE] = frame_embedding
         text = text_for_embedding(unit)
         if text:
             embedded_text = await run.step(f"{prefix}:{EMBED_TEXT}", EMBED_TEXT, text=text)
@@ -191,38 +200,72 @@ class BrandAnalyser:
         return unit
 
     async def _video(self, run: _ItemRun, path: Path, row: dict[str, Any]) -> None:
+        """Frames are embedded as they are decoded, judged in order, and each kept frame's image
+        methods start at once: decoding, embedding and the 2.5 s captions overlap instead of
+        waiting for each other, and the transcript runs beside all of it."""
         item = run.item
-        async with self._decode:
-            frames: list[SampledFrame] = await asyncio.to_thread(
-                sample_frames,
-                path,
-                self.config.frame_count,
-                duration_s=row.get("duration_s"),
-                max_side=self.config.frame_max_side,
-            )
-        item.frames_sampled = len(frames)
-        transcript = None
-        if row.get("has_audio"):
-            transcript = asyncio.create_task(run.step("audio:transcribe_speech", TRANSCRIBE, audio=path))
-        embeddings = await asyncio.gather(
-            *(run.step(f"frame{f.index}:{EMBED_IMAGE}", EMBED_IMAGE, image=f.jpeg) for f in frames)
-        )
-        # A frame whose embedding failed cannot be judged a duplicate: it is kept.
-        judged = [i for i, e in enumerate(embeddings) if e is not None]
-        kept_judged = select_distinct([embeddings[i]["output"]["vector"] for i in judged], self.config.dedupe_threshold)
-        kept = sorted({judged[k] for k in kept_judged} | {i for i, e in enumerate(embeddings) if e is None})
-        item.frames_kept = len(kept)
-        item.units = list(
-            await asyncio.gather(
-                *(
-                    self._image_unit(run, f"frame{frames[i].index}", frames[i].index, frames[i].t_s,
-                                     frames[i].jpeg, embedded=embeddings[i])  # fmt: skip
-                    for i in kept
+        loop = asyncio.get_running_loop()
+        embedded: asyncio.Queue[tuple[SampledFrame, asyncio.Task] | None] = asyncio.Queue()
+        started: list[asyncio.Task] = []
+        transcript: list[asyncio.Task] = []
+        stop = threading.Event()
+
+        def on_frame(frame: SampledFrame) -> None:  # on the event loop, as each frame is decoded
+            if stop.is_set():
+                return  # the item failed or was cancelled while this frame was on its way
+            if row.get("has_audio") and not transcript:
+                # Once a frame decoded, the file is known to be readable media: a corrupt file
+                # fails as one load failure, not also as a failed transcription.
+                transcript.append(asyncio.create_task(run.step("audio:transcribe_speech", TRANSCRIBE, audio=path)))
+                started.append(transcript[0])
+            task = asyncio.create_task(run.step(f"frame{frame.index}:{EMBED_IMAGE}", EMBED_IMAGE, image=frame.jpeg))
+            started.append(task)
+            embedded.put_nowait((frame, task))
+
+        def decode() -> None:  # in a worker thread
+            for frame in iter_frames(
+                path, self.config.frame_count, duration_s=row.get("duration_s"), max_side=self.config.frame_max_side
+            ):
+                if stop.is_set():
+                    return
+                loop.call_soon_threadsafe(on_frame, frame)
+
+        async def decoding() -> None:
+            try:
+                async with self._decode:
+                    await asyncio.to_thread(decode)
+            finally:
+                # Queued after every on_frame the thread scheduled, so it arrives last.
+                loop.call_soon_threadsafe(embedded.put_nowait, None)
+
+        decoder = asyncio.create_task(decoding())
+        rule = DistinctFrames(self.config.dedupe_threshold)
+        units: list[asyncio.Task[UnitAnalysis]] = []
+        sampled = 0
+        try:
+            while (entry := await embedded.get()) is not None:
+                frame, embedding_task = entry
+                sampled += 1
+                embedding = await embedding_task
+                # A frame whose embedding failed cannot be judged a duplicate: it is kept.
+                if embedding is not None and not rule.keep(embedding["output"]["vector"]):
+                    continue
+                unit = asyncio.create_task(
+                    self._image_unit(run, f"frame{frame.index}", frame.index, frame.t_s, frame.jpeg, embedding, embed=False)
                 )
-            )
-        )
-        if transcript is not None:
-            item.transcript = (await transcript or {}).get("output")
+                started.append(unit)
+                units.append(unit)
+            await decoder  # raises the VideoDecodeError, if decoding failed
+            item.units = list(await asyncio.gather(*units))
+        except BaseException:
+            stop.set()
+            for task in (decoder, *started):
+                task.cancel()
+            await asyncio.gather(decoder, *started, return_exceptions=True)
+            raise
+        item.frames_sampled, item.frames_kept = sampled, len(units)
+        if transcript:
+            item.transcript = (await transcript[0] or {}).get("output")
             segments = (item.transcript or {}).get("segments", [])
             item.segment_vectors = list(
                 await asyncio.gather(

@@ -2,15 +2,19 @@
 
 Frames are taken at ``t_i = i * duration / (n - 1)`` for ``i = 0 … n-1`` by
 seeking to the key frame before ``t_i`` and decoding forward, so a long video
-costs ``n`` short decodes, not a full decode. Only local files are opened.
+costs ``n`` short decodes, not a full decode; when the next ``t_i`` lies after
+the frame last decoded with no key frame in between, decoding simply carries
+on. Only local files are opened.
 """
 
 from __future__ import annotations
 
+import bisect
 import io
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -51,9 +55,15 @@ def frame_times(duration_s: float, n: int) -> list[float]:
 
 
 def _encode_jpeg(frame, max_side: int | None) -> tuple[bytes, int, int]:
-    img = frame.to_image()
-    if max_side and max(img.size) > max_side:
-        img.thumbnail((max_side, max_side))
+    # Downscale in swscale while converting to RGB: one pass, several times
+    # cheaper than converting at full size and resizing with Pillow.
+    width, height = frame.width, frame.height
+    if max_side and max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+        img = frame.to_image(width=width, height=height, interpolation="AREA")
+    else:
+        img = frame.to_image()
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=JPEG_QUALITY)
     return buf.getvalue(), img.width, img.height
@@ -63,8 +73,21 @@ def sample_frames(
     path: Path, n: int = DEFAULT_FRAME_COUNT, *, duration_s: float | None = None, max_side: int | None = DEFAULT_MAX_SIDE
 ) -> list[SampledFrame]:
     """Decode ``n`` frames spread evenly over the video (JPEG-encoded, longest side ≤ ``max_side``)."""
+    return list(iter_frames(path, n, duration_s=duration_s, max_side=max_side))
+
+
+def iter_frames(
+    path: Path, n: int = DEFAULT_FRAME_COUNT, *, duration_s: float | None = None, max_side: int | None = DEFAULT_MAX_SIDE
+) -> Iterator[SampledFrame]:
+    """``sample_frames`` one frame at a time, each yielded as soon as it is encoded.
+
+    A caller can start working on the first frames while later ones decode.
+    Raises ``VideoDecodeError`` (possibly after some frames) when the video
+    does not decode or yields no frame.
+    """
     import av
 
+    yielded = 0
     try:
         with av.open(str(path), options=_OPEN_OPTIONS) as container:
             stream = next((s for s in container.streams if s.type == "video"), None)
@@ -77,50 +100,107 @@ def sample_frames(
                     duration_s = container.duration / 1_000_000
             if not duration_s or duration_s <= 0:
                 raise VideoDecodeError("corrupt_media", f"{path.name} has no measurable duration")
+            reader = _FrameReader(container, stream)
             stream.thread_type = "AUTO"
-            frames: list[SampledFrame] = []
             last = None
             for index, t in enumerate(frame_times(duration_s, n)):
-                chosen = _frame_at(container, stream, t) or last
+                chosen = reader.frame_at(t) or last
                 if chosen is None:
                     continue
                 last = chosen
                 jpeg, width, height = _encode_jpeg(chosen, max_side)
                 pts_s = float(chosen.time) if chosen.time is not None else t
-                frames.append(SampledFrame(index, t, round(pts_s, 4), jpeg, width, height))
+                yield SampledFrame(index, t, round(pts_s, 4), jpeg, width, height)
+                yielded += 1
     except VideoDecodeError:
         raise
     except Exception as exc:  # PyAV raises av.error.* and ValueError for broken input
         raise VideoDecodeError("corrupt_media", f"{path.name} does not decode: {exc}") from exc
-    if not frames:
+    if not yielded:
         raise VideoDecodeError("corrupt_media", f"{path.name} yielded no frame")
-    return frames
 
 
-def _frame_at(container, stream, t: float):
-    """The first frame shown at or after ``t`` (or the last frame before the end)."""
-    target = int(t / stream.time_base) if stream.time_base else 0
-    container.seek(max(target, 0), stream=stream, backward=True, any_frame=False)
-    previous = None
-    for frame in container.decode(stream):
-        if frame.pts is None or frame.pts >= target:
-            return frame
-        previous = frame
-    return previous
+class _FrameReader:
+    """Finds the frame shown at a time, decoding forward instead of seeking when that is cheaper.
+
+    Seeking lands on the key frame before the target and decodes from there, so
+    with targets 1 s apart and key frames 10 s apart every seek re-decodes up to
+    10 s of video. When the key frame before the next target is not after the
+    frame last decoded, carrying on decoding costs less and gives the same frame.
+    """
+
+    def __init__(self, container, stream) -> None:
+        self.container, self.stream = container, stream
+        self.keyframes = _keyframe_pts(container, stream)
+        self._decoded = None  # the decoder's frame iterator since the last seek
+        self._current = None  # the frame it returned last
+
+    def frame_at(self, t: float):
+        """The first frame shown at or after ``t`` (or the last frame before the end)."""
+        target = int(t / self.stream.time_base) if self.stream.time_base else 0
+        current = self._current
+        if current is not None and current.pts is not None and self._decoded is not None:
+            if current.pts >= target:
+                return current  # the frame already decoded is the first at or after ``t``
+            key = _last_at_or_before(self.keyframes, target)
+            if key is None or key > current.pts:
+                self._seek(target)
+        else:
+            self._seek(target)
+        previous = self._current
+        for frame in self._decoded:
+            self._current = frame
+            if frame.pts is None or frame.pts >= target:
+                return frame
+            previous = frame
+        return previous
+
+    def _seek(self, target: int) -> None:
+        self.container.seek(max(target, 0), stream=self.stream, backward=True, any_frame=False)
+        self._decoded = self.container.decode(self.stream)
+        self._current = None
+
+
+def _keyframe_pts(container, stream) -> list[int]:
+    """Sorted presentation times of the stream's key frames, read from the packets without decoding."""
+    try:
+        found = sorted(p.pts for p in container.demux(stream) if p.is_keyframe and p.pts is not None)
+    except Exception:  # a damaged tail: decoding still works, only seeking is less clever
+        found = []
+    container.seek(0, stream=stream, backward=True, any_frame=False)
+    return found
+
+
+def _last_at_or_before(values: list[int], target: int) -> int | None:
+    i = bisect.bisect_right(values, target)
+    return values[i - 1] if i else None
+
+
+class DistinctFrames:
+    """The near-duplicate rule applied one frame at a time, in frame order.
+
+    ``keep(vector)`` says whether a frame is kept: the first always, then each
+    whose cosine similarity to the last kept frame is below ``threshold``.
+    """
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self._last: np.ndarray | None = None
+
+    def keep(self, vector) -> bool:
+        v = np.asarray(vector, dtype=np.float32)
+        norm = float(np.linalg.norm(v))
+        v = v / norm if norm > 0 else v
+        if self._last is None or float(np.dot(v, self._last)) < self.threshold:
+            self._last = v
+            return True
+        return False
 
 
 def select_distinct(vectors: list[np.ndarray], threshold: float) -> list[int]:
     """Indices of frames to keep: the first, then each whose cosine similarity to the last kept one is below ``threshold``."""
-    kept: list[int] = []
-    last: np.ndarray | None = None
-    for i, vector in enumerate(vectors):
-        v = np.asarray(vector, dtype=np.float32)
-        norm = float(np.linalg.norm(v))
-        v = v / norm if norm > 0 else v
-        if last is None or float(np.dot(v, last)) < threshold:
-            kept.append(i)
-            last = v
-    return kept
+    rule = DistinctFrames(threshold)
+    return [i for i, vector in enumerate(vectors) if rule.keep(vector)]
 
 
 def extract_audio_wav(path: Path, *, rate: int = 16000, max_seconds: float | None = None) -> bytes | None:

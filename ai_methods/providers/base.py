@@ -87,5 +87,14 @@ class ModelClient(ABC):
     async def transcribe(self, audio_wav: bytes, *, language: str | None = None) -> TranscriptReply:
         """Transcribe a WAV clip (16 kHz mono s16) with word timestamps."""
 
+    def model_for(self, primitive: str) -> str:
+        """The model id this client will use for ``primitive`` (``"chat_json"``, ``"embed_text"``,
+        ``"embed_image"``, ``"transcribe"``), known *before* the call.
+
+        The call path puts it in the result-cache key, so changing a model is a cache miss.
+        Clients should override it; the default is the client's ``name``.
+        """
+        return self.name or type(self).__name__
+
     async def aclose(self) -> None:
         """Release connections. The default has nothing to release."""

@@ -183,6 +183,17 @@ class Truncated(Route):
 
 
 @dataclass(frozen=True)
+class Raw(Route):
+    """Writes ``data`` verbatim (not necessarily HTTP), then hangs up."""
+
+    data: bytes
+
+    async def respond(self, request: Request, out: _Responder) -> None:
+        out.close_after = True
+        await out.send(self.data)
+
+
+@dataclass(frozen=True)
 class Generated(Route):
     """``size`` bytes produced on the fly (1 GiB costs no memory).
 
@@ -363,6 +374,10 @@ class LoopbackHTTPServer:
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # the client went away; that is its business
+        except asyncio.CancelledError:
+            # Server shutdown. Ending normally keeps asyncio's stream callback
+            # from logging the cancelled handler as an error (Python 3.11).
+            pass
         finally:
             self._handlers.discard(task)
             writer.close()

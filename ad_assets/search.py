@@ -1,0 +1,366 @@
+"""Search the committed catalog by text or by image: ``search(...) -> list[Hit]``.
+
+A query is embedded the way the vectors it is compared with were embedded:
+the method, provider and space are read from the committed rows
+(``vector_indexes.embedders``), not assumed from today's settings. Then the
+FAISS index of that space is searched, the hits' ids are joined to their rows
+in the same database snapshot, and filters are applied.
+
+What a query reaches depends on the spaces the brand was indexed in:
+
+- ``local`` provider (offline): text and images live in different spaces.
+  A text query (``embed_text``, ``local-lexical-v1``) searches the text
+  vectors (each image's or frame's caption + OCR) and the transcript
+  segments; an image query (``embed_image``, ``local-visual-v1``) searches
+  the image and frame vectors. Lexical means shared words, not synonyms;
+  visual means look-alike pictures, not meaning.
+- ``bedrock`` (Titan multimodal embeddings): text and images share one space,
+  so a text query also reaches image and frame vectors directly.
+
+Spoken words are searchable through the transcript segments: such a hit
+carries the segment's text and its start/end seconds. A query with both text
+and an image returns the union of both searches, ordered by score (cosine).
+
+Without ``brand``, each space's global index is searched; a brand committed
+again after that index was built is searched in its own index instead, so
+results never mix an index with rows of another version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import psycopg
+
+from ad_assets.settings import Settings
+from ai_methods.calls import MethodRunner
+from ai_methods.settings import AISettings
+from resources.catalog_db import CommittedSpace, committed_brands, committed_spaces
+from resources.catalog_errors import IndexNotFoundError
+from resources.catalog_queries import global_index, vector_rows
+from resources.catalog_schema import schema_version
+from resources.media_store import MediaStore
+from resources.postgres import connect, resolve_database_url
+from resources.vector_index import IndexConfig, IndexFiles, search_index
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPES = ("image", "video")
+MAX_K = 1000
+EMBED_TEXT, EMBED_IMAGE = "embed_text", "embed_image"
+# How many candidates to take from an index per wanted hit before filters; doubled until enough survive.
+_OVERFETCH = 4
+
+
+class SearchError(Exception):
+    """Base of the search errors; each message says what to do."""
+
+
+class SearchInputError(SearchError, ValueError):
+    """The query is unusable: nothing to search for, a missing image, a bad ``k`` or filter."""
+
+
+class UnknownBrandError(SearchError, LookupError):
+    """The brand asked for has never been committed; the message lists those that were."""
+
+
+class NothingToSearchError(SearchError, LookupError):
+    """Nothing committed can answer this query (no brand committed yet, or no vectors of that kind)."""
+
+
+class SpaceMismatchError(SearchError):
+    """The query embeds into another space than the committed vectors (the model changed since indexing)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One matching image, video frame, or transcript segment.
+
+    ``kind`` is the vector that matched: ``image`` (the picture), ``text``
+    (its caption + OCR), ``transcript`` (a spoken segment). ``t_s`` is the
+    frame's time, or the segment's start (``t_end_s`` its end), for videos.
+    ``text`` is the matching text: what was embedded for ``text`` and
+    ``transcript`` hits, the OCR text (else the caption) for ``image`` hits.
+    ``score`` is the cosine similarity (higher is closer).
+    """
+
+    brand: str
+    media_id: int
+    sha256: str
+    source_url: str
+    storage_uri: str
+    media_type: str
+    kind: str
+    score: float
+    t_s: float | None = None
+    t_end_s: float | None = None
+    frame_index: int | None = None
+    text: str | None = None
+    text_source: str | None = None
+    caption: str | None = None
+    ocr_text: str | None = None
+    space: str = ""
+    vector_id: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the CLI's ``--json`` objects; keys are a contract: add, never rename)."""
+        out = dataclasses.asdict(self)
+        out["score"] = round(self.score, 6)
+        return out
+
+
+@dataclass
+class SearchResources:
+    """What a search needs: the catalog database, the store holding the indexes, the AI settings.
+
+    Keep one instance to reuse the indexes it has loaded (index files never
+    change once written, so the cache is always right).
+    """
+
+    database_url: str
+    store: MediaStore
+    ai_settings: AISettings
+    index_config: IndexConfig = field(default_factory=IndexConfig)
+    _files: IndexFiles | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SearchResources":
+        """From the platform settings (starts the embedded PostgreSQL when no database URL is set)."""
+        ai = dataclasses.replace(
+            AISettings.from_env(),
+            default_provider=settings.ai_provider,
+            method_providers=dict(settings.ai_method_providers),
+            cache_dir=settings.home / "cache",
+        )
+        store = MediaStore.from_url(
+            settings.storage_url, aws_endpoint_url=settings.aws_endpoint_url, aws_region=settings.aws_region
+        )
+        return cls(resolve_database_url(settings.database_url, settings.postgres_dir), store, ai)
+
+    @classmethod
+    def from_resources(cls, resources: Mapping[str, Any]) -> "SearchResources":
+        """From the Dagster resources of ``resource_defs.resources_for`` (``postgres``, ``media_store``, ``ai_methods``)."""
+        return cls(resources["postgres"].url(), resources["media_store"].store(), resources["ai_methods"].settings())
+
+    @property
+    def files(self) -> IndexFiles:
+        """The index files of the store (loaded ones stay cached)."""
+        if self._files is None:
+            self._files = IndexFiles(self.store, self.index_config)
+        return self._files
+
+
+def _resources(source: Settings | SearchResources | Mapping[str, Any]) -> SearchResources:
+    if isinstance(source, SearchResources):
+        return source
+    if isinstance(source, Settings):
+        return SearchResources.from_settings(source)
+    if isinstance(source, Mapping):
+        return SearchResources.from_resources(source)
+    raise TypeError(f"search needs Settings, SearchResources or a resources mapping, not {type(source).__name__}")
+
+
+def _check_inputs(query: str | None, image: Path | None, k: int, min_score: float | None, media_type: str | None) -> bytes | None:
+    if (query is None or not query.strip()) and image is None:
+        raise SearchInputError("give a text query, an image (--image PATH), or both")
+    if not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise SearchInputError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    if min_score is not None and not -1.0 <= float(min_score) <= 1.0:
+        raise SearchInputError(f"min_score is a cosine similarity between -1 and 1, got {min_score!r}")
+    if media_type is not None and media_type not in MEDIA_TYPES:
+        raise SearchInputError(f"media_type must be one of {', '.join(MEDIA_TYPES)}, got {media_type!r}")
+    if image is None:
+        return None
+    path = Path(image)
+    if not path.is_file():
+        raise SearchInputError(f"image {str(path)!r} does not exist or is not a file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SearchInputError(f"cannot read image {str(path)!r}: {exc.strerror or exc}") from exc
+    if not data:
+        raise SearchInputError(f"image {str(path)!r} is empty")
+    return data
+
+
+def _embedders(spaces: list[CommittedSpace], method: str) -> dict[str, set[str]]:
+    """Provider → the committed spaces ``method`` filled with that provider."""
+    found: dict[str, set[str]] = {}
+    for entry in spaces:
+        for how in entry.embedders:
+            if how.get("method") == method and how.get("provider"):
+                found.setdefault(how["provider"], set()).add(entry.space)
+    return found
+
+
+async def _embed(ai: AISettings, requests: list[tuple[str, str, dict[str, Any], set[str]]]) -> list[tuple[str, np.ndarray]]:
+    out = []
+    async with MethodRunner(ai) as runner:
+        for method, provider, inputs, spaces in requests:
+            result = await runner.run(method, provider=provider, **inputs)
+            space = result.output["space"]
+            if space not in spaces:
+                raise SpaceMismatchError(
+                    f"{method} on {provider} now embeds into space {space!r}, but the committed vectors are in "
+                    f"{', '.join(sorted(spaces))}: its model changed since indexing; re-run the brands (backfill) "
+                    "or configure the model they were indexed with"
+                )
+            vector = np.asarray(result.output["vector"], dtype=np.float32)
+            if not np.any(vector):
+                raise SearchInputError(f"the query has nothing {method} can embed (no words or no pixels it knows)")
+            out.append((space, vector))
+    return out
+
+
+def _query_vectors(
+    ai: AISettings, spaces: list[CommittedSpace], query: str | None, image: bytes | None
+) -> list[tuple[str, np.ndarray]]:
+    asked = []
+    if query is not None and query.strip():
+        asked.append((EMBED_TEXT, {"text": query.strip()}, "text"))
+    if image is not None:
+        asked.append((EMBED_IMAGE, {"image": image}, "image"))
+    requests = []
+    for method, inputs, what in asked:
+        providers = _embedders(spaces, method)
+        if not providers:
+            raise NothingToSearchError(
+                f"nothing committed here can be searched by {what}: no vectors were made with {method}"
+            )
+        requests += [(method, provider, inputs, found) for provider, found in sorted(providers.items())]
+    return asyncio.run(_embed(ai, requests))
+
+
+def _sources(conn: psycopg.Connection, files: IndexFiles, space: str, brand: str | None,
+             spaces: list[CommittedSpace]) -> list[tuple[Any, set[str]]]:  # fmt: skip
+    """(index, brands whose hits count) pairs covering ``space`` for the brand, or for every brand."""
+    entries = [s for s in spaces if s.space == space]
+    if brand is not None:
+        entry = entries[0]
+        if not entry.written:
+            raise IndexNotFoundError(
+                f"brand {brand!r} version {entry.version} is committed but its {space!r} index is not written yet: "
+                "wait for the commit to finish, or re-materialise its brand_catalog"
+            )
+        return [(files.load(entry.storage_key), {brand})]
+    out = []
+    shared = global_index(conn, space)
+    fresh: set[str] = set()
+    if shared is not None:
+        fresh = {e.brand for e in entries if shared.brand_versions.get(e.brand) == e.version}
+        if fresh:
+            out.append((files.load(shared.storage_key), fresh))
+    for entry in entries:
+        if entry.brand in fresh:
+            continue
+        # Committed again after the global index was built: read its own index, of the committed version.
+        if not entry.written:
+            log.warning("brand %r: its %r index of version %d is not written yet; skipped", entry.brand, space, entry.version)
+            continue
+        out.append((files.load(entry.storage_key), {entry.brand}))
+    return out
+
+
+def _candidates(sources: list[tuple[Any, set[str]]], vector: np.ndarray, want: int) -> dict[int, tuple[float, set[str]]]:
+    found: dict[int, tuple[float, set[str]]] = {}
+    for index, brands in sources:
+        scores, ids = search_index(index, vector, want)
+        for score, vid in zip(scores.tolist(), ids.tolist()):
+            if vid >= 0 and (vid not in found or score > found[vid][0]):
+                found[vid] = (score, brands)
+    return found
+
+
+def _hit(row: dict[str, Any], score: float) -> Hit:
+    kind = row["kind"]
+    frame = row["frame_index"] is not None
+    caption = row["frame_caption"] if frame else row["item_caption"]
+    ocr = row["frame_ocr_text"] if frame else row["item_ocr_text"]
+    if kind == "transcript":
+        text, source, t_s, t_end = row["segment_text"], "transcript", row["segment_start_s"], row["segment_end_s"]
+    else:
+        t_s, t_end = (row["frame_t_s"] if frame else None), None
+        if kind == "text":
+            text, source = row["vector_text"], "caption+ocr"
+        else:
+            text, source = (ocr, "ocr") if ocr else (caption, "caption" if caption else None)
+    return Hit(
+        brand=row["brand"], media_id=int(row["media_id"]), sha256=row["sha256"], source_url=row["source_url"],
+        storage_uri=row["storage_uri"], media_type=row["media_type"], kind=kind, score=float(score),
+        t_s=t_s, t_end_s=t_end, frame_index=row["frame_index"], text=text, text_source=source,
+        caption=caption, ocr_text=ocr, space=row["space"], vector_id=int(row["vector_id"]),
+    )  # fmt: skip
+
+
+def _search_space(conn: psycopg.Connection, sources: list[tuple[Any, set[str]]], vector: np.ndarray, k: int,
+                  min_score: float | None, media_type: str | None) -> list[Hit]:  # fmt: skip
+    total = sum(index.ntotal for index, _ in sources)
+    if total == 0:
+        return []
+    want = min(total, k * _OVERFETCH)
+    while True:
+        found = _candidates(sources, vector, want)
+        rows = vector_rows(conn, found)
+        hits = []
+        for vid, (score, brands) in found.items():
+            row = rows.get(vid)
+            # No row: the id belongs to a version committed over since (ids are never reused).
+            if row is None or row["brand"] not in brands:
+                continue
+            if (min_score is not None and score < min_score) or (media_type and row["media_type"] != media_type):
+                continue
+            hits.append(_hit(row, score))
+        if len(hits) >= k or want >= total:
+            return hits
+        want = min(total, want * 2)
+
+
+def search(
+    source: Settings | SearchResources | Mapping[str, Any],
+    query: str | None = None,
+    image: Path | None = None,
+    brand: str | None = None,
+    k: int = 10,
+    min_score: float | None = None,
+    media_type: str | None = None,
+) -> list[Hit]:
+    """The ``k`` best hits for a text ``query`` and/or an ``image`` file, best first.
+
+    ``source`` is the platform ``Settings``, a ``SearchResources`` (reuse it
+    to keep loaded indexes), or the Dagster resources mapping. ``brand``
+    limits the search to one brand; ``min_score`` drops hits below that
+    cosine; ``media_type`` keeps only ``image`` or ``video`` items. Raises
+    ``SearchInputError``, ``UnknownBrandError``, ``NothingToSearchError``,
+    ``SpaceMismatchError``; catalog, database and AI failures raise their own
+    typed errors. Synchronous: call it from a thread when inside an event loop.
+    """
+    image_bytes = _check_inputs(query, image, k, min_score, media_type)
+    res = _resources(source)
+    with connect(res.database_url) as conn:
+        conn.read_only = True
+        # One snapshot for versions, indexes' registry and rows.
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        if schema_version(conn) == 0 or not (brands := committed_brands(conn)):
+            raise NothingToSearchError(
+                "nothing is committed yet: run `ad-assets ingest BRAND FILE` (or `ad-assets demo`) first"
+            )
+        if brand is not None and brand not in brands:
+            raise UnknownBrandError(
+                f"brand {brand!r} has not been committed; committed brands: {', '.join(sorted(brands))}"
+            )
+        spaces = committed_spaces(conn, brand)
+        vectors = _query_vectors(res.ai_settings, spaces, query, image_bytes)
+        hits: dict[int, Hit] = {}
+        for space, vector in vectors:
+            sources = _sources(conn, res.files, space, brand, spaces)
+            for hit in _search_space(conn, sources, vector, k, min_score, media_type):
+                if hit.vector_id not in hits or hit.score > hits[hit.vector_id].score:
+                    hits[hit.vector_id] = hit
+        conn.rollback()
+    return sorted(hits.values(), key=lambda h: (-h.score, h.vector_id))[:k]

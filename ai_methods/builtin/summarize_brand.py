@@ -1,0 +1,265 @@
+"""``summarize_brand``: one brand's creatives as a whole: themes, messages, calls to action, style, tone.
+
+Input: ``results=``, a list with one JSON object per media item. In an item,
+each key named after a method holds that method's output, or a whole
+``MethodResult.as_dict()`` (with ``"output"``); a list under ``"analyses"``
+of ``MethodResult`` dicts works too. Other keys (``item_id``, ``url``,
+``media_type``) are context. Example::
+
+    [{"item_id": "a1", "ocr_text": {...}, "dominant_colors": {...}, "transcribe_speech": {...}},
+     {"item_id": "b2", "caption": {"method": "caption", "output": {...}, ...}}]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ai_methods.builtin import fake_data
+from ai_methods.builtin.remote_chat import ask_json
+from ai_methods.inputs import RESULTS, Inputs
+from ai_methods.method import AIMethod, CallContext
+from ai_methods.providers.local.lexical import STOPWORDS
+from ai_methods.usage import Usage
+
+MAX_DIGEST_CHARS = 60_000
+_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+_CTA = re.compile(
+    r"\b(shop|buy|order|visit|call|book|sign up|subscribe|download|get|try|save|join|learn more|discover|"
+    r"register|apply|claim|find out|reserve|donate|start|follow|contact|see more|watch)\b",
+    re.IGNORECASE,
+)
+_URGENCY = ("today", "now", "limited", "hurry", "last chance", "only", "ends", "soon", "don't miss")
+_OFFER = re.compile(r"(\d+\s?%|[$€£]\s?\d|\bfree\b|\boff\b|\bsale\b|\bdiscount\b|\bdeal\b)", re.IGNORECASE)
+_EXTRA_STOP = STOPWORDS | frozenset("all are can get more new now not off one out see this will who".split())
+
+
+class SummaryOutput(BaseModel):
+    themes: list[str] = Field(description="recurring subjects of the brand's ads")
+    key_messages: list[str]
+    calls_to_action: list[str]
+    visual_style: str = Field(min_length=1)
+    tone: str = Field(min_length=1)
+    item_count: int = Field(ge=1)
+    basis: Literal["model", "measured", "fake"]
+
+
+class _Draft(BaseModel):
+    themes: list[str] = Field(description="3-6 recurring themes, a few words each")
+    key_messages: list[str] = Field(description="the main claims or messages, quoted or closely paraphrased")
+    calls_to_action: list[str] = Field(description="what viewers are asked to do, as written")
+    visual_style: str = Field(description="one or two sentences on the visual style")
+    tone: str = Field(description="a few words on the tone of voice")
+
+
+@dataclass
+class ItemSignals:
+    """What one item's earlier results say, gathered from whichever methods ran."""
+
+    item_id: str
+    lines: list[str] = field(default_factory=list)  # on-image text
+    speech: str = ""
+    captions: list[str] = field(default_factory=list)  # from vision models only
+    colours: list[tuple[str, float]] = field(default_factory=list)
+    faces: int = 0
+    objects: list[str] = field(default_factory=list)
+
+    @property
+    def texts(self) -> list[str]:
+        return self.lines + ([self.speech] if self.speech else [])
+
+
+def outputs_of(item: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Method name → output for one item, from any of the accepted shapes."""
+    found: dict[str, dict[str, Any]] = {}
+    entries: list[tuple[str, Any]] = list(item.items())
+    for entry in item.get("analyses") or []:
+        if isinstance(entry, dict) and "method" in entry:
+            entries.append((entry["method"], entry))
+    if "method" in item and "output" in item:
+        entries.append((item["method"], item))
+    for key, value in entries:
+        if not isinstance(value, dict):
+            continue
+        if isinstance(value.get("output"), dict):
+            found[str(value.get("method", key))] = value["output"]
+        else:
+            found[key] = value
+    return found
+
+
+def item_signals(index: int, item: dict[str, Any]) -> ItemSignals:
+    out = outputs_of(item)
+    s = ItemSignals(item_id=str(item.get("item_id") or item.get("id") or index))
+    ocr = out.get("ocr_text", {})
+    s.lines = [str(ln.get("text", "")).strip() for ln in ocr.get("lines", []) if str(ln.get("text", "")).strip()]
+    if not s.lines and isinstance(ocr.get("text"), str):
+        s.lines = [t.strip() for t in ocr["text"].splitlines() if t.strip()]
+    s.speech = str(out.get("transcribe_speech", {}).get("text", "")).strip()
+    cap = out.get("caption", {})
+    if cap.get("basis") == "model" and cap.get("caption"):
+        s.captions.append(str(cap["caption"]))
+    s.colours = [(str(c.get("name")), float(c.get("share", 0))) for c in out.get("dominant_colors", {}).get("colors", [])]
+    s.faces = int(out.get("detect_faces", {}).get("count", 0) or 0)
+    labels = out.get("labels", {})
+    if labels.get("basis") == "model":
+        s.objects = [str(o.get("name")) for o in labels.get("objects", []) if o.get("name")]
+    return s
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def measured_summary(items: list[ItemSignals]) -> SummaryOutput:
+    """An extractive summary: only words, lines and measurements found in the items' results."""
+    n = len(items)
+    # Themes: words found in the most items (document frequency), then overall frequency.
+    df: Counter[str] = Counter()
+    tf: Counter[str] = Counter()
+    for it in items:
+        words = [w.casefold() for t in it.texts + it.captions + it.objects for w in _WORD.findall(t)]
+        words = [w for w in words if w not in _EXTRA_STOP]
+        tf.update(words)
+        df.update(set(words))
+    ranked = sorted(df, key=lambda w: (-df[w], -tf[w], w))[:6]
+    themes = [f"{w} ({df[w]} of {n} items)" for w in ranked]
+
+    # Messages: distinct on-image lines and transcripts, most widely repeated first.
+    line_items: dict[str, set[str]] = {}
+    original: dict[str, str] = {}
+    for it in items:
+        for line in it.lines + ([it.speech[:160]] if it.speech else []):
+            key = _norm(line)
+            if len(key) < 4:
+                continue
+            line_items.setdefault(key, set()).add(it.item_id)
+            original.setdefault(key, line)
+    ordered = sorted(line_items, key=lambda k: (-len(line_items[k]), -len(k), k))
+    key_messages = [original[k] for k in ordered[:5]]
+    ctas = [original[k] for k in ordered if _CTA.search(original[k])][:5]
+
+    # Visual style: the palette and the presence of text and faces, as counted.
+    shares: Counter[str] = Counter()
+    with_colours = 0
+    for it in items:
+        if it.colours:
+            with_colours += 1
+            for name, share in it.colours:
+                shares[name] += share
+    parts = []
+    if with_colours:
+        palette = ", ".join(f"{name} ({share / with_colours:.0%})" for name, share in shares.most_common(4))
+        parts.append(f"Palette across {with_colours} item(s): {palette}.")
+    parts.append(f"On-image text in {sum(1 for it in items if it.lines)} of {n} items.")
+    parts.append(f"Faces detected in {sum(1 for it in items if it.faces)} of {n} items.")
+    visual_style = " ".join(parts)
+
+    # Tone: countable cues in the words, stated as counts.
+    texted = [it for it in items if it.texts]
+    if not texted:
+        tone = "Not assessed: no on-image text or speech in the results."
+    else:
+        joined = [" ".join(it.texts) for it in texted]
+        urgency = sorted({u for t in joined for u in _URGENCY if re.search(rf"\b{re.escape(u)}\b", t, re.IGNORECASE)})
+        urgent_items = sum(1 for t in joined if any(re.search(rf"\b{re.escape(u)}\b", t, re.IGNORECASE) for u in _URGENCY))
+        offers = sum(1 for t in joined if _OFFER.search(t))
+        letters = [c for t in (ln for it in texted for ln in it.lines) for c in t if c.isalpha()]
+        upper = sum(1 for c in letters if c.isupper()) / len(letters) if letters else 0.0
+        cues = [f"urgency words ({', '.join(urgency)}) in {urgent_items} of {len(texted)} items" if urgency else "no urgency words"]
+        cues.append(f"prices or offers in {offers} of {len(texted)} items")
+        if letters:
+            cues.append("on-image text mostly upper case" if upper > 0.6 else "on-image text mostly mixed case")
+        exclaim = sum(t.count("!") for t in joined)
+        if exclaim:
+            cues.append(f"{exclaim} exclamation mark(s)")
+        tone = "Measured cues: " + "; ".join(cues) + "."
+    return SummaryOutput(
+        themes=themes,
+        key_messages=key_messages,
+        calls_to_action=ctas,
+        visual_style=visual_style,
+        tone=tone,
+        item_count=n,
+        basis="measured",
+    )
+
+
+def digest(items: list[ItemSignals]) -> str:
+    """Compact JSON lines of the items' signals for a chat model, capped in size."""
+    lines, size = [], 0
+    for it in items:
+        row = json.dumps(
+            {
+                "item": it.item_id,
+                "text": it.lines[:12],
+                "speech": it.speech[:600],
+                "captions": it.captions[:2],
+                "objects": it.objects[:10],
+                "colours": [name for name, _ in it.colours[:4]],
+                "faces": it.faces,
+            },
+            ensure_ascii=False,
+        )
+        if size + len(row) > MAX_DIGEST_CHARS:
+            lines.append(f'{{"note": "{len(items) - len(lines)} more items omitted for length"}}')
+            break
+        lines.append(row)
+        size += len(row)
+    return "\n".join(lines)
+
+
+class SummarizeBrand(AIMethod):
+    """Set-level summary of all item results of one brand: themes, key messages, calls to action,
+    visual style and tone.
+
+    Local: extractive: themes are the words found in most items, messages and
+    calls to action are on-image lines and transcripts as written, style and
+    tone are counts of measured cues. Remote: a chat model reads a digest of the
+    items' results (no images).
+    """
+
+    name = "summarize_brand"
+    version = "1"
+    accepts = (RESULTS,)
+    output_schema = SummaryOutput
+    providers = ("local", "fake", "bedrock", "openai")
+    cost_unit = "1k_tokens"
+    local_model = "local-extractive-summary-v1"
+
+    async def compute(self, inputs: Inputs, ctx: CallContext) -> SummaryOutput:
+        results = list(inputs.results or ())
+        items = [item_signals(i, item) for i, item in enumerate(results)]
+        if ctx.kind == "local":
+            ctx.add_usage(Usage(requests=1))
+            return measured_summary(items)
+        if ctx.kind == "fake":
+            await ctx.fake.answer(self.name)
+            rng = ctx.rng()
+            return SummaryOutput(
+                themes=fake_data.pick(rng, fake_data.THEMES, 2, 4),
+                key_messages=fake_data.pick(rng, fake_data.PHRASES, 1, 3),
+                calls_to_action=fake_data.pick(rng, fake_data.CTAS, 1, 2),
+                visual_style=rng.choice(fake_data.STYLES),
+                tone=rng.choice(fake_data.TONES),
+                item_count=len(items),
+                basis="fake",
+            )
+        draft = await ask_json(
+            ctx,
+            _Draft,
+            system="You are a brand strategist summarising one brand's advertising from analysis results.",
+            prompt=(
+                f"Below are analysis results for {len(items)} ads of one brand, one JSON object per line "
+                "(on-image text, speech transcript, captions, objects, colours, faces). Summarise the brand's "
+                "advertising: recurring themes, key messages, calls to action, visual style and tone. Base every "
+                "point on the data; do not invent products or claims.\n\n" + digest(items)
+            ),
+            max_tokens=1500,
+        )
+        return SummaryOutput(**draft.model_dump(), item_count=len(items), basis="model")
