@@ -95,6 +95,8 @@ def parse_message(body: str) -> BrandMessage:
     brand = _field(doc, "brand")
     if brand is None:
         raise MessageBrandError("message has no 'brand': give the brand key, e.g. {\"brand\": \"acme-coffee\", ...}")
+    if not isinstance(brand, str):
+        raise MessageBrandError(f"'brand' must be a string key such as 'acme-coffee', not a {type(brand).__name__}")
     try:
         validate_brand(brand)
     except InvalidBrandError as exc:

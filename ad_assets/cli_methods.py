@@ -127,7 +127,9 @@ def _render(value: Any, indent: int) -> list[str]:
         elif isinstance(item, str) and ("\n" in item or len(item) > 100):
             out.append(f"{pad}{key}:")
             for para in item.splitlines() or [""]:
-                out.extend(textwrap.wrap(para, 100, initial_indent=pad + "  ", subsequent_indent=pad + "  ") or [pad + "  "])
+                out.extend(
+                    textwrap.wrap(para, 100, initial_indent=pad + "  ", subsequent_indent=pad + "  ") or [pad + "  "]
+                )
         elif isinstance(item, list):
             out.append(f"{pad}{key}: " + (", ".join(_scalar(v) for v in item) if item else "(none)"))
         else:

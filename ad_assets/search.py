@@ -40,6 +40,7 @@ import psycopg
 
 from ad_assets.settings import Settings
 from ai_methods.calls import MethodRunner
+from ai_methods.errors import InvalidInputError
 from ai_methods.settings import AISettings
 from resources.catalog_db import CommittedSpace, committed_brands, committed_spaces
 from resources.catalog_errors import IndexNotFoundError
@@ -203,7 +204,10 @@ async def _embed(ai: AISettings, requests: list[tuple[str, str, dict[str, Any], 
     out = []
     async with MethodRunner(ai) as runner:
         for method, provider, inputs, spaces in requests:
-            result = await runner.run(method, provider=provider, **inputs)
+            try:
+                result = await runner.run(method, provider=provider, **inputs)
+            except InvalidInputError as exc:
+                raise SearchInputError(f"{method} cannot use this query: {exc}") from exc
             space = result.output["space"]
             if space not in spaces:
                 raise SpaceMismatchError(

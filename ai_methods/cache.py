@@ -9,6 +9,7 @@ are single-row upserts, so two processes computing the same key both succeed.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ai_methods.usage import Usage
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -70,14 +73,21 @@ class ResultCache:
         self._conn.execute(_SCHEMA)
         self.hits = 0
         self.misses = 0
+        self.errors = 0
 
     def get(self, key: CacheKey) -> CachedResult | None:
+        """The stored result for ``key``, or ``None``. A cache that cannot be read is a miss, not a failure."""
         with self._lock:
-            row = self._conn.execute(
-                "SELECT output, usage, cost_usd, result_model, created_at FROM results"
-                " WHERE method=? AND version=? AND provider=? AND model=? AND input_hash=?",
-                (key.method, key.version, key.provider, key.model, key.input_hash),
-            ).fetchone()
+            try:
+                row = self._conn.execute(
+                    "SELECT output, usage, cost_usd, result_model, created_at FROM results"
+                    " WHERE method=? AND version=? AND provider=? AND model=? AND input_hash=?",
+                    (key.method, key.version, key.provider, key.model, key.input_hash),
+                ).fetchone()
+            except sqlite3.Error as exc:
+                self.errors += 1
+                log.warning("AI result cache %s unreadable, treating as a miss: %s", self.path, exc)
+                row = None
             if row is None:
                 self.misses += 1
                 return None
@@ -86,6 +96,7 @@ class ResultCache:
         return CachedResult(json.loads(output), Usage(**json.loads(usage)), cost, model, created)
 
     def put(self, key: CacheKey, output: dict[str, Any], usage: Usage, cost_usd: float, model: str) -> None:
+        """Store a computed result; a failed write is logged and counted, never raised."""
         payload = (
             key.method,
             key.version,
@@ -99,7 +110,11 @@ class ResultCache:
             time.time(),
         )
         with self._lock:
-            self._conn.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?)", payload)
+            try:
+                self._conn.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?)", payload)
+            except sqlite3.Error as exc:  # e.g. disk full or locked too long: the result is still returned
+                self.errors += 1
+                log.warning("AI result cache %s not written (%s); the result will be recomputed next time", self.path, exc)
 
     def count(self) -> int:
         with self._lock:
@@ -108,7 +123,12 @@ class ResultCache:
     def stats(self) -> dict[str, Any]:
         """Counters of this process's lookups, for metadata."""
         total = self.hits + self.misses
-        return {"hits": self.hits, "misses": self.misses, "hit_rate": round(self.hits / total, 4) if total else None}
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "errors": self.errors,
+            "hit_rate": round(self.hits / total, 4) if total else None,
+        }
 
     def close(self) -> None:
         with self._lock:

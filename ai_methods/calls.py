@@ -321,10 +321,15 @@ class MethodRunner:
                 return MethodResult(
                     m.name, m.version, pname, hit.model, hit.output, Usage(), 0.0, True, _ms(started), key.input_hash
                 )
-            pending = self._inflight.get(key)
-            if pending is not None:
+            while (pending := self._inflight.get(key)) is not None:
                 # The same input is being computed right now (e.g. identical frames): share that answer.
-                first = await asyncio.shield(pending)
+                try:
+                    first = await asyncio.shield(pending)
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise  # we were cancelled ourselves
+                    continue  # the call we joined was cancelled: compute it here instead
                 stats.cache_hits += 1
                 stats.providers[pname] += 1
                 return MethodResult(
@@ -385,7 +390,10 @@ class MethodRunner:
                 usage = ctx.usage if ctx.usage != Usage() else Usage(requests=1)
                 return output, usage, ctx.model
             except TransientProviderError as exc:
-                if attempt >= self.retry.max_attempts:
+                # Local work is CPU-bound and keeps running in its thread after a timeout: a retry
+                # would only take as long again, so a local timeout is final.
+                local_timeout = provider == "local" and isinstance(exc.__cause__, TimeoutError)
+                if attempt >= self.retry.max_attempts or local_timeout:
                     raise
                 stats.retries += 1
                 await self._sleep(self.retry.delay(attempt, exc.retry_after, self._rng))
@@ -418,7 +426,8 @@ class MethodRunner:
             "total": total.as_dict(),
             "cache": self.cache.stats() if self.cache is not None else {"enabled": False},
             "limits": {
-                p: {"concurrency": lim.concurrency, "max_in_flight": lim.max_in_flight} for p, lim in self._limiters.items()
+                p: {"concurrency": lim.concurrency, "max_in_flight": lim.max_in_flight}
+                for p, lim in self._limiters.items()
             },
         }
 

@@ -85,7 +85,11 @@ def classify_input(arg: str) -> tuple[str, Any]:
         if suffix in (".json", ".jsonl"):
             try:
                 text = path.read_text()
-                data = [json.loads(ln) for ln in text.splitlines() if ln.strip()] if suffix == ".jsonl" else json.loads(text)
+                data = (
+                    [json.loads(ln) for ln in text.splitlines() if ln.strip()]
+                    if suffix == ".jsonl"
+                    else json.loads(text)
+                )
             except ValueError as exc:
                 raise InvalidInputError(f"{arg}: not valid JSON ({exc})") from exc
             return RESULTS, data if isinstance(data, list) else [data]

@@ -96,13 +96,17 @@ class CallContext:
     @property
     def local(self) -> "LocalProvider":
         if self.provider != "local":
-            raise ProviderUnavailableError(f"{self.method}: asked for the local engines while running on {self.provider}")
+            raise ProviderUnavailableError(
+                f"{self.method}: asked for the local engines while running on {self.provider}"
+            )
         return self.backend
 
     @property
     def fake(self) -> "FakeProvider":
         if self.provider != "fake":
-            raise ProviderUnavailableError(f"{self.method}: asked for the fake provider while running on {self.provider}")
+            raise ProviderUnavailableError(
+                f"{self.method}: asked for the fake provider while running on {self.provider}"
+            )
         return self.backend
 
     @property

@@ -78,6 +78,7 @@ class PriceTable:
         table = dict(DEFAULT_PRICES if prices is None else prices)
         # Longest pattern first: the most specific entry wins.
         self._entries = sorted(table.items(), key=lambda kv: (-len(kv[0]), kv[0]))
+        self._found: dict[str, Price | None] = {}
 
     @classmethod
     def load(cls, path: Path | None) -> "PriceTable":
@@ -90,10 +91,9 @@ class PriceTable:
     def price(self, provider: str, model: str) -> Price | None:
         """The price for ``provider``/``model``, or ``None`` when the table has none."""
         key = f"{provider}/{model}"
-        for pattern, price in self._entries:
-            if fnmatchcase(key, pattern):
-                return price
-        return None
+        if key not in self._found:
+            self._found[key] = next((price for pattern, price in self._entries if fnmatchcase(key, pattern)), None)
+        return self._found[key]
 
     def cost(self, provider: str, model: str, usage: Usage) -> tuple[float, bool]:
         """``(usd, priced)``; unpriced calls cost 0 and are counted as unpriced by the accounting."""

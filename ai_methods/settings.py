@@ -8,7 +8,7 @@
 | ``AD_ASSETS_AI_CACHE`` | ``on`` | ``off`` disables the result cache |
 | ``AD_ASSETS_AI_CACHE_DIR`` | ``$AD_ASSETS_HOME/cache`` | directory of ``ai_results.sqlite`` |
 | ``AD_ASSETS_AI_PRICES`` | — | JSON file overriding the price table (see ``ai_methods.pricing``) |
-| ``AD_ASSETS_AI_TIMEOUT_S[_<PROVIDER>]`` | local 600, fake 60, remote 120 | per-call timeout |
+| ``AD_ASSETS_AI_TIMEOUT_S[_<PROVIDER>]`` | local 600, fake 60, remote 120 | per-call timeout (local: not retried) |
 | ``AD_ASSETS_AI_CONCURRENCY[_<PROVIDER>]`` | local = CPU count, fake 64, remote 8 | calls in flight per provider |
 | ``AD_ASSETS_AI_RATE[_<PROVIDER>]`` | unlimited | requests per second per provider |
 | ``AD_ASSETS_AI_MAX_ATTEMPTS`` | 4 | attempts per call (transient errors only are retried) |
@@ -110,7 +110,9 @@ class AISettings:
             )
             if c is not None:
                 concurrency[provider] = int(c)
-            r = _number(env, f"AD_ASSETS_AI_RATE_{sfx}", float, 0.001) or _number(env, "AD_ASSETS_AI_RATE", float, 0.001)
+            r = _number(env, f"AD_ASSETS_AI_RATE_{sfx}", float, 0.001) or _number(
+                env, "AD_ASSETS_AI_RATE", float, 0.001
+            )
             if r is not None:
                 rates[provider] = float(r)
 
@@ -155,4 +157,6 @@ class AISettings:
 
 def _check_provider(setting: str, provider: str) -> None:
     if provider not in BUILTIN_PROVIDERS:
-        raise ConfigurationError(f"{setting}={provider!r} is not a provider; choose one of {', '.join(BUILTIN_PROVIDERS)}")
+        raise ConfigurationError(
+            f"{setting}={provider!r} is not a provider; choose one of {', '.join(BUILTIN_PROVIDERS)}"
+        )

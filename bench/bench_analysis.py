@@ -132,6 +132,7 @@ def report(prefix: str, items, elapsed, call_s, accounting, concurrency: int, cr
     if failed:
         raise SystemExit(f"{prefix}: {failed} step failures, e.g. {next(f for i in items for f in i.failures)}")
     emit(f"{prefix}_items", len(items), "items")
+    emit(f"{prefix}_frames_sampled", sum(i.frames_sampled for i in items), "frames")
     emit(f"{prefix}_frames_kept", sum(i.frames_kept for i in items), "frames")
     emit(f"{prefix}_provider_calls", total["provider_calls"], "calls")
     emit(f"{prefix}_call_seconds", call_s, "s")
@@ -175,7 +176,8 @@ async def long_video_case(args, scratch: Path) -> None:
     items, elapsed, call_s, accounting, _ = await run_case(rows, scratch / "long", args.concurrency, config, store)
     critical = critical_path_s(items, {rows[0]["sha256"]: decode})
     report(f"video{seconds:.0f}s", items, elapsed, call_s, accounting, args.concurrency, critical, 0.85)
-    emit(f"video{seconds:.0f}s_{frames}_frames_analysed", elapsed, "s", None, "<=30 (reference design: 300-360)")
+    emit(f"video{seconds:.0f}s_{frames}_frames_analysed", elapsed, "s", round(max(call_s / args.concurrency, critical), 3),
+         "<=30 (reference design: 300-360)")
 
 
 def main() -> None:

@@ -181,7 +181,10 @@ def _reserve_ids(conn: psycopg.Connection, count: int) -> int:
         if count > 1:
             conn.execute("SELECT setval('catalog_ids', %s)", (first + count - 1,))
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (ID_LOCK_KEY,))
+        # In an aborted transaction the unlock cannot run (and would hide the real error):
+        # commit_brand releases the lock once the transaction has rolled back.
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (ID_LOCK_KEY,))
     return first
 
 
@@ -404,6 +407,7 @@ def commit_brand(conn: psycopg.Connection, catalog: BrandCatalog, *, force: bool
 def _release_id_lock(conn: psycopg.Connection) -> None:
     # If the failure struck between taking and releasing the id lock, the
     # aborted transaction could not release it; do it now that it rolled back.
+    # (This connection is commit_brand's: it holds no other session lock.)
     if conn.closed or conn.broken:
         return
     try:

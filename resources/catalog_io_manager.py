@@ -12,23 +12,36 @@ with SQL or ``ad_assets.search``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
-from pydantic import Field
+import psycopg
+from pydantic import Field, PrivateAttr
 
 from resources.brand_catalog import BrandCatalog
 from resources.catalog_db import CommittedBrand, committed_brand
 from resources.catalog_errors import NothingCommittedError
 from resources.catalog_publish import publish_brand
 from resources.catalog_schema import ensure_schema
-from resources.dagster_resources import MediaStoreResource, PostgresResource
+from resources.media_store import MediaStore
+from resources.postgres import connect, resolve_database_url
 from resources.vector_index import IndexConfig, IndexFiles
 
 
 class CatalogIOManager(dg.ConfigurableIOManager):
-    """Commits each brand's ``BrandCatalog`` to Postgres, then writes its FAISS indexes to the media store."""
+    """Commits each brand's ``BrandCatalog`` to Postgres, then writes its FAISS indexes to the media store.
 
-    postgres: PostgresResource
-    media_store: MediaStoreResource
+    The database is ``database_url``, else the embedded PostgreSQL under
+    ``data_dir`` (as ``PostgresResource``); index files go to ``storage_url``
+    (as ``MediaStoreResource``). Plain fields rather than nested resources,
+    like ``ParquetIOManager``: build it from the same ``Settings``.
+    """
+
+    storage_url: str
+    data_dir: str
+    database_url: str | None = None
+    aws_endpoint_url: str | None = None
+    aws_region: str | None = None
     exact_max_vectors: int = Field(
         50_000, ge=0, description="Indexes with at most this many vectors are exact (IndexFlatIP); larger ones HNSW."
     )
@@ -37,13 +50,23 @@ class CatalogIOManager(dg.ConfigurableIOManager):
     hnsw_ef_search: int = Field(128, ge=1, description="HNSW search breadth (latency vs recall).")
     build_global_index: bool = Field(True, description="Rebuild each touched space's cross-brand index after a commit.")
 
+    _store: MediaStore | None = PrivateAttr(default=None)
+
     def index_config(self) -> IndexConfig:
         """The FAISS settings as the pure code takes them."""
         return IndexConfig(self.exact_max_vectors, self.hnsw_m, self.hnsw_ef_construction, self.hnsw_ef_search)
 
     def index_files(self) -> IndexFiles:
         """The index files in the media store."""
-        return IndexFiles(self.media_store.store(), self.index_config())
+        if self._store is None:
+            self._store = MediaStore.from_url(
+                self.storage_url, aws_endpoint_url=self.aws_endpoint_url, aws_region=self.aws_region
+            )
+        return IndexFiles(self._store, self.index_config())
+
+    def connect(self) -> psycopg.Connection:
+        """A connection to the catalog database (starts the embedded server when no URL is set)."""
+        return connect(resolve_database_url(self.database_url, Path(self.data_dir)))
 
     @staticmethod
     def _brand(context: dg.OutputContext | dg.InputContext) -> str:
@@ -58,7 +81,7 @@ class CatalogIOManager(dg.ConfigurableIOManager):
         brand = self._brand(context)
         if obj.brand != brand:
             raise dg.Failure(f"the catalog of brand {obj.brand!r} was produced for partition {brand!r}")
-        with self.postgres.connect() as conn:
+        with self.connect() as conn:
             result = publish_brand(conn, self.index_files(), obj, build_global=self.build_global_index)
         commit = result.commit
         rows = sum(commit.row_counts.values())
@@ -86,7 +109,7 @@ class CatalogIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> CommittedBrand:
         """The brand's committed state (version, row counts, registered indexes)."""
         brand = self._brand(context)
-        with self.postgres.connect() as conn:
+        with self.connect() as conn:
             ensure_schema(conn)
             state = committed_brand(conn, brand)
         if state is None:

@@ -143,6 +143,8 @@ class IndexFiles:
             self.store.put_bytes_sync(key, data, content_type="application/octet-stream")
         except StoreError as exc:
             raise IndexWriteError(f"could not write the FAISS index {key!r}: {exc}") from exc
+        with self._lock:
+            self._cache.pop(key, None)
         return len(data)
 
     def exists(self, key: str) -> bool:

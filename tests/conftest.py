@@ -1,3 +1,8 @@
-"""Fixtures every suite may use: a loopback HTTP server and an S3/SQS API (moto) on loopback."""
+"""Fixtures every suite may use: loopback HTTP, S3/SQS (moto), PostgreSQL (pgserver), an analysed sample brand."""
 
-pytest_plugins = ["tests.support.loopback_http", "tests.support.moto_server"]
+pytest_plugins = [
+    "tests.support.loopback_http",
+    "tests.support.moto_server",
+    "tests.support.postgres_server",
+    "tests.support.catalog_samples",
+]

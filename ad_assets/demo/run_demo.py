@@ -19,6 +19,42 @@ from ad_assets.demo.sample_site import build_sample_site, serve_sample_site
 from ad_assets.settings import Settings
 
 UNREACHABLE_URL = "http://unreachable.invalid/ad.png"
+HITS_SHOWN = 3
+
+
+def demo_searches(site_root: Path) -> list[tuple[str, str, dict]]:
+    """The demo's closing searches: (what it shows, its command-line arguments, ``search`` keyword arguments)."""
+    latte = site_root / "northwind-coffee" / "latte.jpg"
+    return [
+        ("words rendered on the coffee images", "'fresh coffee'", {"query": "fresh coffee"}),
+        ("words shown in the video, at the frame's time", "'visit our store'", {"query": "visit our store"}),
+        ("spoken words: a transcript segment with its start and end", "'coffee' --media-type video",
+         {"query": "coffee", "media_type": "video"}),
+        ("an image query: the look-alikes of latte.jpg", f"--image {latte}", {"image": latte}),
+        ("one brand only", "'lumen air' --brand lumen-shoes", {"query": "lumen air", "brand": "lumen-shoes"}),
+    ]  # fmt: skip
+
+
+def _run_searches(settings: Settings, site_root: Path, *, json_output: bool, out) -> bool:
+    """Run :func:`demo_searches` on the committed catalog and print their best hits."""
+    from ad_assets.cli_search import render_hits
+    from ad_assets.search import NothingToSearchError, SearchResources, search
+
+    resources = SearchResources.from_settings(settings)  # one instance: indexes are loaded once
+    if not json_output:
+        print("\nExample searches on the committed catalog:", file=out)
+    for what, shown, kwargs in demo_searches(site_root):
+        try:
+            hits = search(resources, k=HITS_SHOWN, **kwargs)
+        except NothingToSearchError as exc:
+            print(f"ad-assets search {shown}: {exc}", file=out)
+            return False
+        if json_output:
+            print(json.dumps({"search": shown, "hits": [h.as_dict() for h in hits]}, ensure_ascii=False), file=out)
+        else:
+            print(f"\n$ ad-assets search {shown} -k {HITS_SHOWN}    # {what}", file=out)
+            print(render_hits(hits), file=out)
+    return True
 
 
 def _allow(base_url: str) -> None:
@@ -56,6 +92,8 @@ def run_demo(*, json_output: bool = False, out=None) -> int:
                 print(json.dumps(result.as_json(), default=str), file=out)
             else:
                 print_ingest_summary(result, out=out)
+    if ok:
+        ok = _run_searches(settings, site_root, json_output=json_output, out=out)
     if not json_output:
         print(
             "\nWhat happened: each brand's URLs were fetched once with bounded fan-out, typed from their bytes,"
@@ -63,7 +101,9 @@ def run_demo(*, json_output: bool = False, out=None) -> int:
             "\nare recorded with their causes and did not stop the brand. Every stored item then went through the"
             "\nAI methods on the offline `local` provider (OCR, colours, faces, visual and lexical embeddings;"
             "\nvideos sliced into frames with near-duplicates dropped and their speech transcribed), and the brand"
-            "\nsummary was built from those measurements. Run `ad-assets dev` to see the runs in the Dagster UI.",
+            "\nsummary was built from those measurements. Each brand was then committed to Postgres in one"
+            "\ntransaction and its vectors to FAISS indexes, which the searches above read. Run `ad-assets dev`"
+            "\nto see the runs in the Dagster UI.",
             file=out,
         )
     return 0 if ok else 1

@@ -28,16 +28,19 @@ class CaptionOutput(BaseModel):
 
 
 class _Draft(BaseModel):
+    # Only the caption is required of the model: a reply that omits an empty list is still usable.
     caption: str = Field(description="2-3 sentences: who or what is shown, what they do, where, and the mood")
-    subjects: list[str]
-    actions: list[str]
-    setting: str | None
-    mood: str | None
+    subjects: list[str] = Field(default_factory=list)
+    actions: list[str] = Field(default_factory=list)
+    setting: str | None = None
+    mood: str | None = None
 
 
 def measured_caption(s: ImageSignals) -> CaptionOutput:
     """Three sentences stating what the local engines measured, and nothing else."""
-    what = f"Image {s.width}×{s.height}" if s.frames == 1 else f"Video of {s.frames} sampled frames, {s.width}×{s.height}"
+    what = (
+        f"Image {s.width}×{s.height}" if s.frames == 1 else f"Video of {s.frames} sampled frames, {s.width}×{s.height}"
+    )
     palette = ", ".join(f"{name} ({share:.0%})" for name, share in s.colours[:3]) or "none measured"
     first = f"{what}, {brightness_word(s.brightness)}, with dominant colours {palette}."
     second = f"Text reads '{s.snippet()}'." if s.lines else "No text was detected."

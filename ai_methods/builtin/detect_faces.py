@@ -66,5 +66,7 @@ class DetectFaces(AIMethod):
             for _ in range(rng.choice([0, 0, 1, 1, 2])):
                 side = max(1, int(min(image.width, image.height) * rng.uniform(0.1, 0.3)))
                 x, y = rng.randint(0, image.width - side), rng.randint(0, image.height - side)
-                faces.append(Face(box=FaceBox(x=x, y=y, width=side, height=side), confidence=round(rng.uniform(0.6, 0.99), 4)))
+                faces.append(
+                    Face(box=FaceBox(x=x, y=y, width=side, height=side), confidence=round(rng.uniform(0.6, 0.99), 4))
+                )
         return FacesOutput(count=len(faces), faces=faces, width=image.width, height=image.height)

@@ -36,8 +36,9 @@ class ColorsOutput(BaseModel):
 class DominantColors(AIMethod):
     """Up to five dominant colours (hex, RGB, share of pixels, a coarse name), largest first.
 
-    Local: Pillow median-cut quantisation on a 160 px copy; names from a fixed
-    22-colour palette by CIE Lab distance.
+    Local: Pillow median-cut quantisation on a 256 px copy, each colour the median
+    of its pixels, shades closer than ΔE 10 merged; names from a fixed 22-colour
+    palette by CIE Lab distance.
     """
 
     name = "dominant_colors"
@@ -63,6 +64,13 @@ class DominantColors(AIMethod):
         colours = []
         for name, w in zip(names, weights):
             rgb = NAMED_COLORS[name]
-            colours.append(Colour(hex="#{:02x}{:02x}{:02x}".format(*rgb), rgb=list(rgb), share=round(w / total * 0.98, 4), name=colour_name(rgb)))
+            colours.append(
+                Colour(
+                    hex="#{:02x}{:02x}{:02x}".format(*rgb),
+                    rgb=list(rgb),
+                    share=round(w / total * 0.98, 4),
+                    name=colour_name(rgb),
+                )
+            )
         colours.sort(key=lambda c: -c.share)
         return ColorsOutput(colors=colours)

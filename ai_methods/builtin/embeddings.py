@@ -114,7 +114,9 @@ class EmbedText(AIMethod):
         if ctx.kind == "local":
             vec = await ctx.local.text_vector(text)
             ctx.add_usage(Usage(requests=1, input_tokens=len(lexical.tokens(text))))
-            return EmbeddingOutput(vector=[float(v) for v in vec], dim=lexical.DIM, space=lexical.SPACE, normalized=True)
+            return EmbeddingOutput(
+                vector=[float(v) for v in vec], dim=lexical.DIM, space=lexical.SPACE, normalized=True
+            )
         if ctx.kind == "fake":
             await ctx.fake.answer(self.name)
             return EmbeddingOutput(vector=_fake_vector(ctx), dim=FAKE_DIM, space=FAKE_SPACE, normalized=True)

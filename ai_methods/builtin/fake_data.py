@@ -9,7 +9,15 @@ SCENES = ["kitchen", "street", "studio", "beach", "office", "park", "living room
 SUBJECTS = ["a person", "a product", "a group of friends", "a family", "a storefront", "a close-up of food"]
 ACTIONS = ["smiling", "holding a product", "walking", "pouring a drink", "using a phone", "driving"]
 MOODS = ["cheerful", "calm", "energetic", "premium", "playful", "warm"]
-PHRASES = ["FRESH COFFEE", "SAVE 20% TODAY", "NEW COLLECTION", "FREE DELIVERY", "SHOP NOW", "LIMITED OFFER", "VISIT OUR STORE"]
+PHRASES = [
+    "FRESH COFFEE",
+    "SAVE 20% TODAY",
+    "NEW COLLECTION",
+    "FREE DELIVERY",
+    "SHOP NOW",
+    "LIMITED OFFER",
+    "VISIT OUR STORE",
+]
 WORDS = ["fresh", "coffee", "every", "morning", "visit", "our", "store", "today", "and", "save", "twenty", "percent"]
 THEMES = ["everyday freshness", "value", "convenience", "quality", "community", "seasonal offers"]
 CTAS = ["Shop now", "Visit our store today", "Order online", "Sign up for offers"]

@@ -61,7 +61,7 @@ async def measure(ctx: CallContext, images: list[ImageInput]) -> ImageSignals:
     seen: set[str] = set()
     shares: dict[str, float] = defaultdict(float)
     face_counts: list[int] = []
-    for ocr_lines, colours, faces, light in per_image:
+    for ocr_lines, colours, faces, _light in per_image:
         for line in ocr_lines:
             key = " ".join(line.text.casefold().split())
             if key not in seen:

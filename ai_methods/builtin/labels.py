@@ -15,14 +15,25 @@ from ai_methods.inputs import FRAMES, IMAGE, Inputs
 from ai_methods.method import AIMethod, CallContext
 from ai_methods.usage import Usage
 
-SafetyCategory = Literal[
-    "adult", "violence", "weapons", "alcohol", "tobacco", "drugs", "gambling", "hate", "profanity"
-]
+SafetyCategory = Literal["adult", "violence", "weapons", "alcohol", "tobacco", "drugs", "gambling", "hate", "profanity"]
 SAFETY_CATEGORIES: tuple[str, ...] = SafetyCategory.__args__  # type: ignore[attr-defined]
 
 # Words in on-image text that flag a category. Local brand safety reads text only.
 SAFETY_TERMS: dict[str, tuple[str, ...]] = {
-    "alcohol": ("beer", "wine", "vodka", "whisky", "whiskey", "rum", "gin", "tequila", "champagne", "cocktail", "liquor", "lager"),
+    "alcohol": (
+        "beer",
+        "wine",
+        "vodka",
+        "whisky",
+        "whiskey",
+        "rum",
+        "gin",
+        "tequila",
+        "champagne",
+        "cocktail",
+        "liquor",
+        "lager",
+    ),
     "tobacco": ("cigarette", "cigarettes", "cigar", "tobacco", "vape", "vaping", "nicotine"),
     "gambling": ("casino", "poker", "jackpot", "betting", "bet", "slots", "roulette", "lottery", "sportsbook"),
     "drugs": ("cannabis", "marijuana", "weed", "cbd", "thc", "cocaine"),
@@ -61,9 +72,9 @@ class LabelsOutput(BaseModel):
 
 
 class _Draft(BaseModel):
-    objects: list[Label]
-    scenes: list[Label]
-    brand_safety: list[SafetyFlag]
+    objects: list[Label] = Field(default_factory=list)
+    scenes: list[Label] = Field(default_factory=list)
+    brand_safety: list[SafetyFlag] = Field(default_factory=list)
 
 
 def text_safety_flags(lines: list[tuple[str, float]]) -> list[SafetyFlag]:
@@ -106,10 +117,16 @@ class Labels(AIMethod):
             ctx.add_usage(Usage(requests=1, images=len(images)))
             objects = []
             if s.lines:
-                objects.append(Label(name="text", confidence=s.text_confidence, evidence=f"{len(s.lines)} line(s) read by OCR"))
+                objects.append(
+                    Label(name="text", confidence=s.text_confidence, evidence=f"{len(s.lines)} line(s) read by OCR")
+                )
             if s.faces:
                 objects.append(
-                    Label(name="face", confidence=FACE_LABEL_CONFIDENCE, evidence=f"{s.faces} face(s), Haar cascade (uncalibrated)")
+                    Label(
+                        name="face",
+                        confidence=FACE_LABEL_CONFIDENCE,
+                        evidence=f"{s.faces} face(s), Haar cascade (uncalibrated)",
+                    )
                 )
             return LabelsOutput(
                 objects=objects,
@@ -124,10 +141,18 @@ class Labels(AIMethod):
             rng = ctx.rng()
             flags = []
             if rng.random() < 0.2:
-                flags.append(SafetyFlag(category=rng.choice(SAFETY_CATEGORIES), confidence=round(rng.uniform(0.5, 0.9), 4)))
+                flags.append(
+                    SafetyFlag(category=rng.choice(SAFETY_CATEGORIES), confidence=round(rng.uniform(0.5, 0.9), 4))
+                )
             return LabelsOutput(
-                objects=[Label(name=o, confidence=round(rng.uniform(0.5, 0.99), 4)) for o in fake_data.pick(rng, fake_data.OBJECTS, 1, 4)],
-                scenes=[Label(name=s, confidence=round(rng.uniform(0.4, 0.95), 4)) for s in fake_data.pick(rng, fake_data.SCENES, 1, 2)],
+                objects=[
+                    Label(name=o, confidence=round(rng.uniform(0.5, 0.99), 4))
+                    for o in fake_data.pick(rng, fake_data.OBJECTS, 1, 4)
+                ],
+                scenes=[
+                    Label(name=s, confidence=round(rng.uniform(0.4, 0.95), 4))
+                    for s in fake_data.pick(rng, fake_data.SCENES, 1, 2)
+                ],
                 brand_safety=flags,
                 assessed=["objects", "scenes", "brand_safety"],
                 basis="fake",

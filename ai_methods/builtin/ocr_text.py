@@ -87,7 +87,12 @@ class OcrText(AIMethod):
                 conf = round(rng.uniform(0.8, 0.99), 4)
                 y0 = image.height * (0.1 + 0.25 * i)
                 y1 = min(image.height, y0 + image.height * 0.15)
-                box = [[0.05 * image.width, y0], [0.9 * image.width, y0], [0.9 * image.width, y1], [0.05 * image.width, y1]]
+                box = [
+                    [0.05 * image.width, y0],
+                    [0.9 * image.width, y0],
+                    [0.9 * image.width, y1],
+                    [0.05 * image.width, y1],
+                ]
                 lines.append(OcrLine(text=phrase, confidence=conf, box=box, words=_plain_words(phrase, conf)))
         else:
             draft = await ask_json(

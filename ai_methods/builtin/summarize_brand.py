@@ -50,9 +50,11 @@ class SummaryOutput(BaseModel):
 
 
 class _Draft(BaseModel):
-    themes: list[str] = Field(description="3-6 recurring themes, a few words each")
-    key_messages: list[str] = Field(description="the main claims or messages, quoted or closely paraphrased")
-    calls_to_action: list[str] = Field(description="what viewers are asked to do, as written")
+    themes: list[str] = Field(default_factory=list, description="3-6 recurring themes, a few words each")
+    key_messages: list[str] = Field(
+        default_factory=list, description="the main claims or messages, quoted or closely paraphrased"
+    )
+    calls_to_action: list[str] = Field(default_factory=list, description="what viewers are asked to do, as written")
     visual_style: str = Field(description="one or two sentences on the visual style")
     tone: str = Field(description="a few words on the tone of voice")
 
@@ -104,7 +106,9 @@ def item_signals(index: int, item: dict[str, Any]) -> ItemSignals:
     cap = out.get("caption", {})
     if cap.get("basis") == "model" and cap.get("caption"):
         s.captions.append(str(cap["caption"]))
-    s.colours = [(str(c.get("name")), float(c.get("share", 0))) for c in out.get("dominant_colors", {}).get("colors", [])]
+    s.colours = [
+        (str(c.get("name")), float(c.get("share", 0))) for c in out.get("dominant_colors", {}).get("colors", [])
+    ]
     s.faces = int(out.get("detect_faces", {}).get("count", 0) or 0)
     labels = out.get("labels", {})
     if labels.get("basis") == "model":
@@ -167,11 +171,17 @@ def measured_summary(items: list[ItemSignals]) -> SummaryOutput:
     else:
         joined = [" ".join(it.texts) for it in texted]
         urgency = sorted({u for t in joined for u in _URGENCY if re.search(rf"\b{re.escape(u)}\b", t, re.IGNORECASE)})
-        urgent_items = sum(1 for t in joined if any(re.search(rf"\b{re.escape(u)}\b", t, re.IGNORECASE) for u in _URGENCY))
+        urgent_items = sum(
+            1 for t in joined if any(re.search(rf"\b{re.escape(u)}\b", t, re.IGNORECASE) for u in _URGENCY)
+        )
         offers = sum(1 for t in joined if _OFFER.search(t))
         letters = [c for t in (ln for it in texted for ln in it.lines) for c in t if c.isalpha()]
         upper = sum(1 for c in letters if c.isupper()) / len(letters) if letters else 0.0
-        cues = [f"urgency words ({', '.join(urgency)}) in {urgent_items} of {len(texted)} items" if urgency else "no urgency words"]
+        cues = [
+            f"urgency words ({', '.join(urgency)}) in {urgent_items} of {len(texted)} items"
+            if urgency
+            else "no urgency words"
+        ]
         cues.append(f"prices or offers in {offers} of {len(texted)} items")
         if letters:
             cues.append("on-image text mostly upper case" if upper > 0.6 else "on-image text mostly mixed case")

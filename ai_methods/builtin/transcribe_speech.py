@@ -52,7 +52,9 @@ class TranscriptOutput(BaseModel):
         return self
 
 
-def segments(words: list[Word], duration_s: float, window_s: float = WINDOW_S, overlap_s: float = OVERLAP_S) -> list[Segment]:
+def segments(
+    words: list[Word], duration_s: float, window_s: float = WINDOW_S, overlap_s: float = OVERLAP_S
+) -> list[Segment]:
     """Group words into windows of ``window_s`` starting every ``window_s - overlap_s`` seconds."""
     if duration_s <= 0:
         return []
@@ -63,7 +65,11 @@ def segments(words: list[Word], duration_s: float, window_s: float = WINDOW_S, o
         end = min(duration_s, start + window_s)
         last = end >= duration_s
         inside = [w for w in words if start <= (w.start + w.end) / 2 and ((w.start + w.end) / 2 < end or last)]
-        out.append(Segment(start=round(start, 3), end=round(end, 3), text=" ".join(w.text for w in inside), word_count=len(inside)))
+        out.append(
+            Segment(
+                start=round(start, 3), end=round(end, 3), text=" ".join(w.text for w in inside), word_count=len(inside)
+            )
+        )
         if end >= duration_s:
             return out
         start += step
@@ -114,16 +120,30 @@ class TranscribeSpeech(AIMethod):
             words, t = [], 0.2
             while t + 0.3 < duration and len(words) < 400:
                 length = rng.uniform(0.2, 0.5)
-                words.append(Word(text=rng.choice(fake_data.WORDS), start=round(t, 3), end=round(t + length, 3), confidence=round(rng.uniform(0.6, 0.99), 4)))
+                words.append(
+                    Word(
+                        text=rng.choice(fake_data.WORDS),
+                        start=round(t, 3),
+                        end=round(t + length, 3),
+                        confidence=round(rng.uniform(0.6, 0.99), 4),
+                    )
+                )
                 t += length + rng.uniform(0.05, 0.3)
             ctx.add_usage(Usage(requests=1, audio_seconds=round(duration, 3)))
             return build_output(words, duration, "en-US")
         pcm = await asyncio.to_thread(audio.pcm16k)
         duration = len(pcm) / 16_000
         reply = await ctx.client.transcribe(wav_bytes(pcm))
-        ctx.add_usage(reply.usage if reply.usage.audio_seconds else reply.usage + Usage(audio_seconds=round(duration, 3)), reply.model)
+        ctx.add_usage(
+            reply.usage if reply.usage.audio_seconds else reply.usage + Usage(audio_seconds=round(duration, 3)),
+            reply.model,
+        )
         try:
-            words = [Word(text=w.text, start=w.start, end=w.end, confidence=w.confidence) for w in reply.words if w.text.strip()]
+            words = [
+                Word(text=w.text, start=w.start, end=w.end, confidence=w.confidence)
+                for w in reply.words
+                if w.text.strip()
+            ]
         except ValueError as exc:
             raise BadResponseError(f"{self.name} on {ctx.provider}: a word in the reply is malformed ({exc})") from exc
         return build_output(words, duration, reply.language)

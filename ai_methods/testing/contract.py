@@ -97,7 +97,11 @@ def bad_inputs(kind: str) -> list[tuple[str, Any]]:
     return {
         IMAGE: [("empty bytes", b""), ("not an image", b"this is not an image"), ("a str", "image.png"), ("an int", 7)],
         FRAMES: [("empty list", []), ("a corrupt frame", [sample_png(0), b"junk"]), ("bytes, not a list", b"junk")],
-        AUDIO: [("empty bytes", b""), ("not audio", b"RIFF....not really a wav file at all"), ("missing file", "/nonexistent/a.wav")],
+        AUDIO: [
+            ("empty bytes", b""),
+            ("not audio", b"RIFF....not really a wav file at all"),
+            ("missing file", "/nonexistent/a.wav"),
+        ],
         TEXT: [("empty", ""), ("blank", "   \n"), ("bytes", b"text"), ("None-like number", 3.5)],
         RESULTS: [("empty list", []), ("list of str", ["not an object"]), ("a str", "results")],
     }[kind]
@@ -117,13 +121,17 @@ async def _expect_invalid(runner: Any, method: AIMethod, provider: str, what: st
     except InvalidInputError:
         return
     except Exception as exc:  # noqa: BLE001 - the contract is about the type
-        raise AssertionError(f"{method.name}: {what} raised {type(exc).__name__} ({exc}), not InvalidInputError") from exc
+        raise AssertionError(
+            f"{method.name}: {what} raised {type(exc).__name__} ({exc}), not InvalidInputError"
+        ) from exc
     raise AssertionError(f"{method.name}: {what} was accepted; it must raise InvalidInputError")
 
 
 def _check_result(method: AIMethod, result: MethodResult, provider: str) -> None:
     assert isinstance(result, MethodResult), f"{method.name}: returned {type(result).__name__}"
-    assert result.method == method.name and result.version == method.version, f"{method.name}: wrong name/version in result"
+    assert result.method == method.name and result.version == method.version, (
+        f"{method.name}: wrong name/version in result"
+    )
     assert result.provider == provider and result.model, f"{method.name}: provider/model missing from result"
     assert len(result.input_hash) == 64, f"{method.name}: input_hash is not a sha256"
     assert method.validate_output(result.output) == result.output, f"{method.name}: output changes when re-validated"
@@ -141,7 +149,9 @@ async def acheck_method_contract(
     json.dumps(description)
     assert description["name"] == method.name and description["version"] == method.version
     assert isinstance(method.schema_json(), dict) and method.schema_json(), f"{method.name}: empty output schema"
-    assert "fake" in method.providers, f"{method.name}: must support the fake provider (tests of the pipeline rely on it)"
+    assert "fake" in method.providers, (
+        f"{method.name}: must support the fake provider (tests of the pipeline rely on it)"
+    )
     assert set(method.accepts) <= set(KINDS)
     checks.append("attributes")
 
@@ -164,7 +174,9 @@ async def acheck_method_contract(
                     await _expect_invalid(runner, method, provider, f"{kind} = {label}", **{kind: value})
                 checks.append(f"{provider}:{kind}:invalid")
             for kind in (k for k in KINDS if k not in method.accepts):
-                await _expect_invalid(runner, method, provider, f"an input of kind {kind}", **{kind: sample_input(kind)})
+                await _expect_invalid(
+                    runner, method, provider, f"an input of kind {kind}", **{kind: sample_input(kind)}
+                )
             await _expect_invalid(runner, method, provider, "no input at all")
             checks.append(f"{provider}:wrong-kind")
         finally:
@@ -179,4 +191,6 @@ def check_method_contract(method: AIMethod, *, providers: Iterable[str] = ("fake
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(acheck_method_contract(method, providers=providers, local=local))
-    raise RuntimeError("check_method_contract() was called inside an event loop; await acheck_method_contract() instead")
+    raise RuntimeError(
+        "check_method_contract() was called inside an event loop; await acheck_method_contract() instead"
+    )

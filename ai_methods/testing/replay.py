@@ -106,7 +106,9 @@ class ReplayClient(ModelClient):
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
             if not self._queues[primitive]:
-                raise AssertionError(f"ReplayClient {self.name!r}: no reply queued for {primitive} (call #{len(self.history)})")
+                raise AssertionError(
+                    f"ReplayClient {self.name!r}: no reply queued for {primitive} (call #{len(self.history)})"
+                )
             reply = self._queues[primitive].popleft()
             if isinstance(reply, BaseException):
                 raise reply
@@ -118,11 +120,17 @@ class ReplayClient(ModelClient):
         self, *, system: str, prompt: str, images: list[bytes], schema: dict[str, Any], max_tokens: int = 1024
     ) -> ChatReply:
         reply = await self._next(
-            "chat_json", {"system": system, "prompt": prompt, "images": images, "schema": schema, "max_tokens": max_tokens}
+            "chat_json",
+            {"system": system, "prompt": prompt, "images": images, "schema": schema, "max_tokens": max_tokens},
         )
         if isinstance(reply, ChatReply):
             return reply
-        usage = Usage(requests=1, input_tokens=len(system + prompt) // 4 + 800 * len(images), output_tokens=len(json.dumps(reply)) // 4, images=len(images))
+        usage = Usage(
+            requests=1,
+            input_tokens=len(system + prompt) // 4 + 800 * len(images),
+            output_tokens=len(json.dumps(reply)) // 4,
+            images=len(images),
+        )
         return ChatReply(data=reply, usage=usage, model=self.models["chat_json"])
 
     def _embedding(self, primitive: str, reply: Any, count: int, tokens: int) -> EmbeddingReply:
@@ -131,7 +139,12 @@ class ReplayClient(ModelClient):
         vectors = [list(map(float, v)) for v in reply]
         dim = len(vectors[0]) if vectors else 0
         images = count if primitive == "embed_image" else 0
-        return EmbeddingReply(vectors=vectors, dim=dim, usage=Usage(requests=1, input_tokens=tokens, images=images), model=self.models[primitive])
+        return EmbeddingReply(
+            vectors=vectors,
+            dim=dim,
+            usage=Usage(requests=1, input_tokens=tokens, images=images),
+            model=self.models[primitive],
+        )
 
     async def embed_text(self, texts: list[str]) -> EmbeddingReply:
         reply = await self._next("embed_text", {"texts": texts})

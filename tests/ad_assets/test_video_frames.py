@@ -86,3 +86,42 @@ def test_journal_survives_a_torn_line(tmp_path):
     reread.record("labels", {"labels": []})
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.startswith('{"step":"')]
     assert [line["step"] for line in lines] == ["ocr_text", "caption", "labels"]
+
+
+def _numbered_video(path: Path, *, frames: int, fps: int, gop: int) -> Path:
+    """A silent H.264 video whose frame k is a flat grey of level 6·k, key frames every ``gop`` frames."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "ultrafast"}
+        for k in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 6 * k, dtype=np.uint8), format="rgb24")
+            frame.pts, frame.time_base = k, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("gop", [4, 250])  # seeking to a near key frame, or decoding on through one long GOP
+def test_each_sample_is_the_first_frame_shown_at_or_after_its_time(tmp_path, gop):
+    from PIL import Image
+
+    video = _numbered_video(tmp_path / f"g{gop}.mp4", frames=40, fps=10, gop=gop)
+    frames = sample_frames(video, 25)
+    assert len(frames) == 25
+    for frame in frames:
+        expected = min(int(np.ceil(frame.t_s * 10 - 1e-6)), 39)
+        level = float(np.asarray(Image.open(io.BytesIO(frame.jpeg)).convert("L")).mean())
+        assert abs(level - 6 * expected) < 3, (frame.t_s, level, expected)
+        assert frame.pts_s == pytest.approx(expected / 10, abs=1e-3)
+
+
+def test_frames_are_downscaled_to_max_side(video):
+    frames = sample_frames(video, 2, max_side=160)
+    assert [(f.width, f.height) for f in frames] == [(160, 120)] * 2

@@ -96,7 +96,9 @@ class Sleeps:
         await asyncio.sleep(0)
 
 
-def make_runner(tmp_path, client: ModelClient, *, cache: bool = True, sleeps: Sleeps | None = None, **settings: Any) -> MethodRunner:
+def make_runner(
+    tmp_path, client: ModelClient, *, cache: bool = True, sleeps: Sleeps | None = None, **settings: Any
+) -> MethodRunner:
     sleeps = sleeps or Sleeps()
     return MethodRunner(
         AISettings(default_provider="bedrock", cache_dir=tmp_path / "cache", **settings),
@@ -390,7 +392,11 @@ async def test_missing_client_module_is_provider_unavailable(tmp_path, monkeypat
 
 
 async def test_provider_is_chosen_per_method_from_the_environment(tmp_path, fake_provider):
-    env = {"AD_ASSETS_HOME": str(tmp_path), "AD_ASSETS_AI_PROVIDER": "local", "AD_ASSETS_AI_PROVIDER_EMBED_TEXT": "fake"}
+    env = {
+        "AD_ASSETS_HOME": str(tmp_path),
+        "AD_ASSETS_AI_PROVIDER": "local",
+        "AD_ASSETS_AI_PROVIDER_EMBED_TEXT": "fake",
+    }
     async with MethodRunner.from_env(env, fake=fake_provider) as runner:
         assert (await runner.run("embed_text", text="x")).provider == "fake"
         assert runner.provider_for("caption") == "local"
@@ -413,7 +419,9 @@ def test_bad_settings_name_the_variable(env, message):
 
 
 def test_settings_defaults_and_overrides(tmp_path):
-    s = AISettings.from_env({"AD_ASSETS_HOME": str(tmp_path), "AD_ASSETS_AI_CONCURRENCY_OPENAI": "3", "AD_ASSETS_AI_RATE": "2"})
+    s = AISettings.from_env(
+        {"AD_ASSETS_HOME": str(tmp_path), "AD_ASSETS_AI_CONCURRENCY_OPENAI": "3", "AD_ASSETS_AI_RATE": "2"}
+    )
     assert s.default_provider == "local" and s.cache_enabled
     assert s.cache_path == tmp_path / "cache" / "ai_results.sqlite"
     assert s.concurrency_for("openai") == 3 and s.concurrency_for("bedrock") == 8 and s.concurrency_for("fake") == 64
@@ -424,7 +432,9 @@ def test_settings_defaults_and_overrides(tmp_path):
 
 def test_price_overrides_from_a_json_file(tmp_path):
     path = tmp_path / "prices.json"
-    path.write_text(json.dumps({"openai/my-vllm*": {"per_request": 0.01}, "bedrock/*claude-sonnet-4*": {"input_per_1k": 1.0}}))
+    path.write_text(
+        json.dumps({"openai/my-vllm*": {"per_request": 0.01}, "bedrock/*claude-sonnet-4*": {"input_per_1k": 1.0}})
+    )
     s = AISettings.from_env({"AD_ASSETS_AI_PRICES": str(path)})
     table = PriceTable.load(s.prices_path)
     assert table.cost("openai", "my-vllm-7b", Usage(requests=2)) == (0.02, True)
@@ -434,3 +444,94 @@ def test_price_overrides_from_a_json_file(tmp_path):
     path.write_text(json.dumps({"openai/x": {"per_token": 1}}))
     with pytest.raises(ConfigurationError, match="unknown field"):
         PriceTable.load(path)
+
+
+# ----- calling a method directly -----------------------------------------------------
+
+
+async def test_a_method_is_awaitable_on_its_own(tmp_path, monkeypatch):
+    from ai_methods import get_method
+    from ai_methods.testing import sample_png
+
+    monkeypatch.setenv("AD_ASSETS_HOME", str(tmp_path))
+    caption = get_method("caption")
+    first = await caption(sample_png(0), provider="fake")  # one positional input: bytes → image
+    assert first.method == "caption" and first.provider == "fake" and not first.cached
+    again = await caption(image=sample_png(0), provider="fake")
+    assert again.cached and again.output == first.output  # the env's durable cache, under AD_ASSETS_HOME
+    assert (tmp_path / "cache" / "ai_results.sqlite").is_file()
+    frames = await caption([sample_png(0), sample_png(1)], provider="fake", context=None)
+    assert frames.input_hash != first.input_hash
+
+
+async def test_positional_inputs_must_be_unambiguous(method_runner):
+    from ai_methods import get_method
+
+    with pytest.raises(InvalidInputError, match="cannot tell which input a int is"):
+        await get_method("caption")(42, context=method_runner)
+    with pytest.raises(InvalidInputError, match="give inputs by keyword"):
+        await get_method("caption")(b"a", b"b", context=method_runner)
+
+
+async def test_fake_provider_scripts_latency_and_errors(tmp_path):
+    from ai_methods.providers.fake import FakeProvider
+
+    fake = FakeProvider(
+        latency_s={"caption": 2.5, "*": 0.0}, errors={"embed_text": [TransientProviderError("x", retry_after=1.0)]}
+    )
+    assert fake.latency_for("caption") == 2.5 and fake.latency_for("labels") == 0.0
+    sleeps = Sleeps()
+    runner = MethodRunner(AISettings(default_provider="fake"), cache=None, fake=fake, sleep=sleeps, clock=sleeps.clock)
+    result = await runner.run("embed_text", text="x")
+    assert fake.calls["embed_text"] == 2 and sleeps.delays and sleeps.delays[0] >= 1.0
+    assert result.output["space"] == "fake-v1"
+
+
+async def test_when_the_joined_call_is_cancelled_the_waiter_computes(tmp_path):
+    gate = asyncio.Event()
+    client = ScriptedClient(gate=gate)
+    runner = make_runner(tmp_path, client, cache=False)
+    first = asyncio.create_task(runner.run("embed_text", text="same"))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    second = asyncio.create_task(runner.run("embed_text", text="same"))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    first.cancel()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    gate.set()
+    result = await second
+    assert first.cancelled() and not result.cached and client.calls == 2
+
+
+async def test_a_broken_cache_never_fails_a_call(tmp_path):
+    client = ScriptedClient()
+    runner = make_runner(tmp_path, client)
+    runner.cache._conn.close()  # every read and write now raises sqlite3.ProgrammingError
+    assert not (await runner.run("embed_text", text="x")).cached
+    assert not (await runner.run("embed_text", text="x")).cached
+    assert client.calls == 2 and runner.accounting()["cache"]["errors"] == 4
+
+
+async def test_a_local_timeout_is_not_retried(tmp_path):
+    class SlowLocal:
+        async def never(self):
+            await asyncio.Event().wait()
+
+    class Waits(AIMethod):
+        """Waits forever on the local provider."""
+
+        name = "waits"
+        version = "1"
+        accepts = (TEXT,)
+        output_schema = _Out
+        providers = ("local",)
+
+        async def compute(self, inputs, ctx):
+            await ctx.local.never()
+
+    runner = MethodRunner(AISettings(timeouts_s={"local": 0.02}), cache=None, local=SlowLocal())
+    with pytest.raises(TransientProviderError, match="no answer within 0.02 s"):
+        await runner.run(Waits(), text="x")
+    assert runner.accounting()["methods"]["waits"]["provider_calls"] == 1

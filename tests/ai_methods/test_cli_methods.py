@@ -89,7 +89,10 @@ def test_run_results_json_for_the_brand_summary(tmp_path, capsys):
         (["methods", "run", "ocr_txt", "x.png"], "error: unknown AI method 'ocr_txt'; known methods: caption,"),
         (["methods", "run", "ocr_text", "missing/ad.png"], "error: file not found: missing/ad.png"),
         (["methods", "run", "ocr_text", "just some words"], "error: ocr_text does not accept text input"),
-        (["methods", "run", "ocr_text", "x", "--provider", "gemini"], "error: ProviderUnavailableError: ocr_text does not run on provider 'gemini'"),
+        (
+            ["methods", "run", "ocr_text", "x", "--provider", "gemini"],
+            "error: ProviderUnavailableError: ocr_text does not run on provider 'gemini'",
+        ),
     ],
 )
 def test_bad_runs_exit_non_zero_with_one_line(argv, message, capsys):

@@ -29,7 +29,12 @@ async def test_contract_on_fake_and_local(method, local_provider):
     checks = await acheck_method_contract(method, providers=("fake", "local"), local=local_provider)
     assert "attributes" in checks
     for kind in method.accepts:
-        assert {f"fake:{kind}:schema", f"fake:{kind}:deterministic", f"local:{kind}:schema", f"fake:{kind}:invalid"} <= set(checks)
+        assert {
+            f"fake:{kind}:schema",
+            f"fake:{kind}:deterministic",
+            f"local:{kind}:schema",
+            f"fake:{kind}:invalid",
+        } <= set(checks)
 
 
 def test_the_sync_entry_point_works_outside_an_event_loop():

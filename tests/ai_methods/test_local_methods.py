@@ -120,7 +120,8 @@ async def test_dominant_colours_of_a_two_colour_image(local_runner):
 
 
 @pytest.mark.parametrize(
-    ("rgb", "name"), [((255, 255, 255), "white"), ((5, 5, 5), "black"), ((110, 65, 30), "brown"), ((250, 225, 45), "yellow")]
+    ("rgb", "name"),
+    [((255, 255, 255), "white"), ((5, 5, 5), "black"), ((110, 65, 30), "brown"), ((250, 225, 45), "yellow")],
 )
 def test_colour_names(rgb, name):
     assert colour_name(rgb) == name
@@ -169,7 +170,13 @@ async def test_text_embeddings_rank_the_item_with_the_query_words_first(local_ru
     ]
     vectors = [(await local_runner.run("embed_text", text=t)).output for t in items]
     assert {v["dim"] for v in vectors} == {512} and {v["space"] for v in vectors} == {"local-lexical-v1"}
-    for query, expected in [("coffee morning", 0), ("sandals sale", 1), ("camera battery", 2), ("seats fuel", 3), ("tea delivered", 4)]:
+    for query, expected in [
+        ("coffee morning", 0),
+        ("sandals sale", 1),
+        ("camera battery", 2),
+        ("seats fuel", 3),
+        ("tea delivered", 4),
+    ]:
         q = (await local_runner.run("embed_text", text=query)).output["vector"]
         scores = [float(np.dot(q, v["vector"])) for v in vectors]
         assert int(np.argmax(scores)) == expected, (query, scores)
@@ -211,4 +218,6 @@ async def test_long_audio_is_decoded_in_overlapping_windows(local_runner, spoken
     assert [(s["start"], s["end"]) for s in out["segments"]] == [(0.0, 10.0), (9.0, out["duration_s"])]
     # no word in the 9-10 s overlap is reported twice (same text within 0.2 s)
     pairs = list(zip(out["words"], out["words"][1:]))
-    assert not [a for a, b in pairs if 8.5 < a["start"] < 10.5 and a["text"] == b["text"] and abs(a["start"] - b["start"]) < 0.2]
+    assert not [
+        a for a, b in pairs if 8.5 < a["start"] < 10.5 and a["text"] == b["text"] and abs(a["start"] - b["start"]) < 0.2
+    ]

@@ -32,7 +32,7 @@ async def test_caption_sends_the_image_prompt_and_schema():
     assert "2 or 3 sentences" in call.kwargs["prompt"]
     assert "Never guess brand names" in call.kwargs["system"]
     schema = call.kwargs["schema"]
-    assert set(schema["required"]) >= {"caption", "subjects", "actions", "setting", "mood"}
+    assert schema["required"] == ["caption"] and set(schema["properties"]) >= {"subjects", "actions", "setting", "mood"}
     assert "$defs" not in str(schema) and "$ref" not in str(schema)
     assert result.output["basis"] == "model" and result.output["setting"] == "cafe"
     assert result.model == "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -48,9 +48,12 @@ async def test_caption_on_frames_sends_at_most_eight_images():
 
 
 async def test_a_reply_that_breaks_the_schema_is_a_bad_response():
-    client = ReplayClient(chat=[{"caption": "ok", "subjects": "not a list"}])
-    with pytest.raises(BadResponseError, match="caption on bedrock: the model's JSON does not match the schema"):
-        await runner_with(client).run("caption", image=sample_png(0))
+    client = ReplayClient(chat=[{"caption": "ok", "subjects": "not a list"}, {"subjects": []}])
+    runner = runner_with(client)
+    with pytest.raises(BadResponseError, match="caption on bedrock: the model's JSON does not match the schema at subjects"):
+        await runner.run("caption", image=sample_png(0))
+    with pytest.raises(BadResponseError, match="at caption: Field required"):
+        await runner.run("caption", image=sample_png(1))
 
 
 async def test_labels_and_brand_safety_from_a_model():
@@ -72,7 +75,9 @@ async def test_remote_ocr_has_lines_without_boxes():
 async def test_bedrock_text_and_image_embeddings_share_the_multimodal_space():
     titan = "amazon.titan-embed-image-v1"
     client = ReplayClient(
-        embed_text=[[[0.0, 3.0, 4.0]]], embed_image=[[[3.0, 4.0, 0.0]]], models={"embed_text": titan, "embed_image": titan}
+        embed_text=[[[0.0, 3.0, 4.0]]],
+        embed_image=[[[3.0, 4.0, 0.0]]],
+        models={"embed_text": titan, "embed_image": titan},
     )
     runner = runner_with(client)
     text = (await runner.run("embed_text", text="coffee")).output

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import random
 import socket
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -26,6 +27,7 @@ from resources.fetcher import (
     FetchPolicy,
     FetchResult,
     parse_retry_after,
+    pick_shard,
     retry_delay,
 )
 from tests.support.loopback_http import (
@@ -378,3 +380,32 @@ def test_parse_retry_after_seconds_and_dates():
     assert parse_retry_after(format_datetime(now - timedelta(hours=1), usegmt=True), now) == 0.0
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None, now) is None
+
+
+# -- client sharding (pure) -------------------------------------------------------
+@pytest.mark.parametrize(
+    ("loads", "home", "expected"),
+    [
+        ([0, 0, 0], 2, 2),  # home has room
+        ([1, 3, 0], 1, 1),
+        ([4, 4, 2], 0, 2),  # home full: least loaded
+        ([4, 1, 3], 0, 1),
+    ],
+)
+def test_pick_shard_prefers_home_then_least_loaded(loads, home, expected):
+    assert pick_shard(loads, home, capacity=4) == expected
+
+
+def test_pick_shard_never_overfills_a_client_below_the_global_bound():
+    rng = random.Random(7)
+    shards, capacity = 5, 3
+    loads = [0] * shards
+    in_flight: list[int] = []
+    for _ in range(5000):  # random arrivals and departures, never more than shards*capacity in flight
+        if in_flight and (len(in_flight) == shards * capacity or rng.random() < 0.5):
+            loads[in_flight.pop(rng.randrange(len(in_flight)))] -= 1
+        else:
+            shard = pick_shard(loads, rng.randrange(shards), capacity)
+            loads[shard] += 1
+            in_flight.append(shard)
+            assert loads[shard] <= capacity

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -22,11 +21,19 @@ def queues(aws_env: str) -> Queues:
     return Queues(client, url, dlq_url)
 
 
-@pytest.fixture
-def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
-    """A persistent test instance whose runs stay queued (nothing executes)."""
-    home = tmp_path / "dagster"
-    home.mkdir()
+@pytest.fixture(scope="session")
+def _shared_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterInstance]:
+    home = tmp_path_factory.mktemp("dagster")
     with dg.instance_for_test(temp_dir=str(home), overrides=QUEUED_COORDINATOR) as inst:
         yield inst
 
+
+@pytest.fixture
+def instance(_shared_instance: dg.DagsterInstance) -> dg.DagsterInstance:
+    """A persistent instance whose runs stay queued (nothing executes), empty for each test.
+
+    One instance is wiped between tests: creating a fresh one costs about a
+    second of SQLite migrations.
+    """
+    _shared_instance.wipe()
+    return _shared_instance

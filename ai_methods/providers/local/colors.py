@@ -1,4 +1,4 @@
-"""Dominant colours by median cut (Pillow), named with a small fixed palette."""
+"""Dominant colours by median cut (Pillow) with per-box median colours, named with a small fixed palette."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 MODEL_ID = "pillow-median-cut-v1"
 # Colour statistics do not need more pixels than this; it keeps the cost flat.
-SAMPLE_SIDE = 160
+SAMPLE_SIDE = 256
 MIN_SHARE = 0.01
 MERGE_DELTA_E = 10.0
 
@@ -84,8 +84,14 @@ def dominant_colours(image: Any, k: int = 5) -> list[Colour]:
     small = image.copy()
     small.thumbnail((SAMPLE_SIDE, SAMPLE_SIDE))
     quant = small.quantize(colors=k, method=Image.Quantize.MEDIANCUT)
-    palette = np.array(quant.getpalette()[: 3 * k], dtype=np.int64).reshape(-1, 3)
-    counts = np.bincount(np.asarray(quant).reshape(-1), minlength=len(palette))
+    labels = np.asarray(quant).reshape(-1)
+    pixels = np.asarray(small).reshape(-1, 3)
+    counts = np.bincount(labels, minlength=k)
+    # Each box is represented by the per-channel median of its pixels rather than the mean
+    # median cut reports: white text stays white instead of averaging with its anti-aliased edges.
+    palette = np.zeros((len(counts), 3), dtype=np.int64)
+    for idx in np.nonzero(counts)[0]:
+        palette[idx] = np.median(pixels[labels == idx], axis=0).round().astype(np.int64)
     total = counts.sum()
     # Median cut splits one flat colour into shades along anti-aliased edges; fold shades
     # closer than MERGE_DELTA_E (CIE76) into the bigger colour so the list names distinct colours.

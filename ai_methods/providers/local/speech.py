@@ -34,7 +34,9 @@ def is_spoken_word(token: str) -> bool:
     return bool(token) and not token.startswith(("<", "[", "+"))
 
 
-def windows(n_samples: int, rate: int = SAMPLE_RATE, window_s: float = WINDOW_S, overlap_s: float = OVERLAP_S) -> list[tuple[int, int]]:
+def windows(
+    n_samples: int, rate: int = SAMPLE_RATE, window_s: float = WINDOW_S, overlap_s: float = OVERLAP_S
+) -> list[tuple[int, int]]:
     """Sample ranges ``[start, end)`` of ~``window_s`` windows overlapping by ``overlap_s``.
 
     A short tail is merged into the previous window rather than decoded alone.

@@ -30,7 +30,9 @@ _ZIGZAG = None
 def _zigzag(n: int) -> Any:
     import numpy as np
 
-    order = sorted(((i, j) for i in range(n) for j in range(n)), key=lambda p: (p[0] + p[1], p[1] if (p[0] + p[1]) % 2 else p[0]))
+    order = sorted(
+        ((i, j) for i in range(n) for j in range(n)), key=lambda p: (p[0] + p[1], p[1] if (p[0] + p[1]) % 2 else p[0])
+    )
     return np.array([i for i, _ in order]), np.array([j for _, j in order])
 
 
@@ -89,7 +91,7 @@ def visual_descriptor(image: Any) -> Any:
     mag = np.hypot(gx, gy)
     ang = np.mod(np.arctan2(gy, gx), np.pi)
     bins = np.minimum((ang / np.pi * 8).astype(np.int32), 7)
-    cell = (np.arange(64) // 16)
+    cell = np.arange(64) // 16
     cell_index = (cell[:, None] * 4 + cell[None, :]) * 8 + bins
     edges = np.bincount(cell_index.reshape(-1), weights=mag.reshape(-1), minlength=128)
     edges = _unit(np.sqrt(edges))
