@@ -197,26 +197,40 @@ def _copy(cur: psycopg.Cursor, table: str, columns: tuple[tuple[str, str], ...],
 
 
 class _Ids:
-    """Row ids by natural key, handed out from one reserved block."""
+    """Row ids by natural key, handed out in catalog order from one reserved block.
+
+    Items, frames, segments, analyses and vectors get consecutive ranges, so a
+    row's id is its range's first id plus its position: no lookup is needed
+    to write a table's own ids, only to resolve references.
+    """
 
     def __init__(self, catalog: BrandCatalog, first: int) -> None:
-        next_id = first
-        self.items: dict[str, int] = {}
-        for item in catalog.media_items:
-            self.items[item.sha256] = next_id
-            next_id += 1
-        self.frames: dict[tuple[str, int], int] = {}
-        for frame in catalog.frames:
-            self.frames[(frame.sha256, frame.frame_index)] = next_id
-            next_id += 1
-        self.segments: dict[tuple[str, int], int] = {}
-        for seg in catalog.segments:
-            self.segments[(seg.sha256, seg.segment_index)] = next_id
-            next_id += 1
-        self.analyses_first = next_id
-        next_id += len(catalog.analyses)
-        self.vectors = np.arange(next_id, next_id + len(catalog.vectors), dtype=np.int64)
-        self.end = next_id + len(catalog.vectors)
+        self.catalog = catalog
+        self.items_first = first
+        self.frames_first = self.items_first + len(catalog.media_items)
+        self.segments_first = self.frames_first + len(catalog.frames)
+        self.analyses_first = self.segments_first + len(catalog.segments)
+        vectors_first = self.analyses_first + len(catalog.analyses)
+        self.vectors = np.arange(vectors_first, vectors_first + len(catalog.vectors), dtype=np.int64)
+        self.items = {item.sha256: first + i for i, item in enumerate(catalog.media_items)}
+        self._frames: dict[tuple[str, int], int] | None = None
+        self._segments: dict[tuple[str, int], int] | None = None
+
+    @property
+    def frames(self) -> dict[tuple[str, int], int]:
+        """Frame id by (sha256, frame_index); built on first use (only references need it)."""
+        if self._frames is None:
+            self._frames = {(f.sha256, f.frame_index): self.frames_first + i for i, f in enumerate(self.catalog.frames)}
+        return self._frames
+
+    @property
+    def segments(self) -> dict[tuple[str, int], int]:
+        """Segment id by (sha256, segment_index)."""
+        if self._segments is None:
+            self._segments = {
+                (s.sha256, s.segment_index): self.segments_first + i for i, s in enumerate(self.catalog.segments)
+            }
+        return self._segments
 
 
 def total_ids(catalog: BrandCatalog) -> int:
@@ -228,25 +242,24 @@ def total_ids(catalog: BrandCatalog) -> int:
 
 def _media_rows(catalog: BrandCatalog, ids: _Ids) -> Iterator[tuple]:
     b = catalog.brand
-    for m in catalog.media_items:
+    for i, m in enumerate(catalog.media_items, ids.items_first):
         yield (
-            ids.items[m.sha256], b, m.sha256, m.media_type, m.source_url, list(m.urls or (m.source_url,)),
+            i, b, m.sha256, m.media_type, m.source_url, list(m.urls or (m.source_url,)),
             m.storage_key, m.storage_uri, m.mime, m.bytes, m.width, m.height, m.duration_s, m.has_audio, m.status,
             m.frames_sampled, m.frames_kept, m.caption, m.ocr_text, m.transcript_text, m.fetched_at,
         )  # fmt: skip
 
 
 def _frame_rows(catalog: BrandCatalog, ids: _Ids) -> Iterator[tuple]:
-    b, items, frames = catalog.brand, ids.items, ids.frames
-    for f in catalog.frames:
-        yield (frames[(f.sha256, f.frame_index)], b, items[f.sha256], f.frame_index, f.t_s, f.caption, f.ocr_text)
+    b, items = catalog.brand, ids.items
+    for i, f in enumerate(catalog.frames, ids.frames_first):
+        yield (i, b, items[f.sha256], f.frame_index, f.t_s, f.caption, f.ocr_text)
 
 
 def _segment_rows(catalog: BrandCatalog, ids: _Ids) -> Iterator[tuple]:
     b = catalog.brand
-    for s in catalog.segments:
-        yield (ids.segments[(s.sha256, s.segment_index)], b, ids.items[s.sha256], s.segment_index, s.start_s,
-               s.end_s, s.text, s.words)  # fmt: skip
+    for i, s in enumerate(catalog.segments, ids.segments_first):
+        yield (i, b, ids.items[s.sha256], s.segment_index, s.start_s, s.end_s, s.text, s.words)
 
 
 def _analysis_rows(catalog: BrandCatalog, ids: _Ids) -> Iterator[tuple]:
