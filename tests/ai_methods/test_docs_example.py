@@ -1,4 +1,4 @@
-"""The worked example in docs/writing-an-ai-method.md runs as written.
+"""The worked example in the README ("Writing an AI method") runs as written.
 
 Why: a guide whose example does not run teaches the wrong thing; this executes
 the method and the test code blocks from the page itself.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "writing-an-ai-method.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"  # section "Writing an AI method"
 
 
 def _block(first_line: str) -> str:
