@@ -9,6 +9,7 @@ A tick does, within its time budget:
    request whose run key already has a run of this sensor). An entry still
    unconfirmed after ``max_wait_ticks`` is let go without deleting: its
    messages reappear when their visibility lapses and are handled afresh.
+   Settling uses at most half the budget; what is left waits for the next tick.
 2. **Receive** batches of up to 10 messages (long poll of 1 s, so an empty
    queue ends the tick quickly and a non-empty one answers at once) until the
    queue is empty, ``max_messages`` were taken, or the next batch would not
@@ -45,6 +46,8 @@ from sensors.sqs_cursor import IntakeCursor, PendingRequest
 #: (A short poll samples a subset of SQS's servers and may answer empty while
 #: messages wait; one second of long poll asks them all.)
 RECEIVE_WAIT_S = 1
+#: Pending entries deleted per step while settling (the budget is checked between steps).
+_SETTLE_GROUP = 50
 #: Longest readable part of a brand or request id in a run key; the rest is hashed.
 _KEY_PART_CHARS = 64
 
@@ -156,7 +159,7 @@ class IntakeTick:
         stopped_by, unavailable = "queue empty", None
         try:
             if self.cursor.pending:
-                self._settle()
+                self._settle(started)
             stopped_by = self._receive_loop(started)
         except QueueUnavailableError as exc:
             stopped_by, unavailable = "SQS unavailable", str(exc)
@@ -170,33 +173,46 @@ class IntakeTick:
             elapsed_s=self.clock() - started,
         )
 
-    def _settle(self) -> None:
+    def _settle(self, started: float) -> None:
+        # Settling gets at most half the budget, so a tick after a big one
+        # still receives; confirmed entries left over are deleted next tick.
+        deadline = started + self.config.budget_s / 2
         pending = self.cursor.pending
         existing = self.existing_run_keys(list(pending))
         confirmed = [pending[key] for key in pending if key in existing]
-        handles = [h for entry in confirmed for h in entry.handles.values()]
-        if handles:
-            self._delete(handles, why="run recorded")
-        for entry in confirmed:
-            del pending[entry.run_key]
-        self.counts["confirmed"] += len(confirmed)
+        for start in range(0, len(confirmed), _SETTLE_GROUP):
+            if self.clock() > deadline:
+                self.counts["deletes_deferred"] += len(confirmed) - start
+                break
+            group = confirmed[start : start + _SETTLE_GROUP]
+            self._delete([h for entry in group for h in entry.handles.values()], why="run recorded")
+            for entry in group:
+                del pending[entry.run_key]
+            self.counts["confirmed"] += len(group)
 
         # Let go of entries that waited too long, without deleting: their
         # messages come back after their visibility lapses and are handled
         # again (SQS's own redrive policy, if set, ends a request that never
         # gets a run).
-        for entry in [e for e in pending.values() if e.ticks_waited >= self.config.max_wait_ticks]:
+        waiting = [e for e in pending.values() if e.run_key not in existing]
+        for entry in [e for e in waiting if e.ticks_waited >= self.config.max_wait_ticks]:
             del pending[entry.run_key]
             self.counts["released"] += 1
             self.log.warning(
                 f"no run appeared for {entry.run_key} after {entry.ticks_waited} ticks; "
                 "releasing its messages back to the queue"
             )
-        still = list(pending.values())
+        still = [entry for entry in pending.values() if entry.run_key not in existing]
         if not still:
             return
-        outcome = self.queue.change_visibility([h for e in still for h in e.handles.values()], self.config.visibility_timeout_s)
-        stale = set(outcome.failed)
+        stale: set[str] = set()
+        if self.clock() <= deadline:
+            outcome = self.queue.change_visibility([h for e in still for h in e.handles.values()], self.config.visibility_timeout_s)
+            stale = set(outcome.failed)
+        else:
+            # Out of time: if a visibility lapses first the message comes back and
+            # is recognised by its run key, so skipping the extension is safe.
+            self.counts["extensions_skipped"] += len(still)
         for entry in still:
             entry.ticks_waited += 1
             # A handle that can no longer be extended belongs to a message that was

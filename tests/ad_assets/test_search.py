@@ -55,16 +55,26 @@ def resources(database_url, tmp_path) -> SearchResources:
 
 @pytest.fixture
 def committed(resources, analysed_sample_brand) -> SearchResources:
+    """The sample brand committed, for tests that commit more."""
     publish(resources.database_url, resources.store, catalog_of(analysed_sample_brand))
     return resources
+
+
+@pytest.fixture(scope="module")
+def shared(module_database_url, analysed_sample_brand, tmp_path_factory) -> SearchResources:
+    """The sample brand committed once for the module's read-only tests."""
+    root = tmp_path_factory.mktemp("search")
+    store = MediaStore.from_url(str(root / "store"))
+    publish(module_database_url, store, catalog_of(analysed_sample_brand))
+    return SearchResources(module_database_url, store, AISettings(default_provider="local", cache_dir=root / "ai-cache"))
 
 
 @pytest.mark.parametrize(
     ("name", "query"),
     [("beans.png", "ethiopian beans"), ("latte.png", "new oat latte"), ("runner.png", "lumen air")],
 )
-def test_a_text_query_of_an_items_rendered_words_returns_that_item_first(committed, analysed_sample_brand, name, query):
-    hits = search(committed, query, k=5)
+def test_a_text_query_of_an_items_rendered_words_returns_that_item_first(shared, analysed_sample_brand, name, query):
+    hits = search(shared, query, k=5)
 
     top = hits[0]
     assert top.sha256 == analysed_sample_brand.sha[name]
@@ -74,8 +84,8 @@ def test_a_text_query_of_an_items_rendered_words_returns_that_item_first(committ
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
-def test_words_shown_in_a_video_return_that_frame_with_its_time(committed, analysed_sample_brand):
-    top = search(committed, "visit our store", k=3)[0]
+def test_words_shown_in_a_video_return_that_frame_with_its_time(shared, analysed_sample_brand):
+    top = search(shared, "visit our store", k=3)[0]
 
     assert top.sha256 == analysed_sample_brand.sha[VIDEO] and top.media_type == "video"
     assert top.kind == "text" and "STORE" in top.ocr_text
@@ -83,21 +93,21 @@ def test_words_shown_in_a_video_return_that_frame_with_its_time(committed, analy
     assert top.frame_index is not None
 
 
-def test_spoken_words_return_the_transcript_segment_with_its_start_and_end(committed, analysed_sample_brand):
-    top = search(committed, "coffee", media_type="video", k=3)[0]
+def test_spoken_words_return_the_transcript_segment_with_its_start_and_end(shared, analysed_sample_brand):
+    top = search(shared, "coffee", media_type="video", k=3)[0]
 
     assert top.sha256 == analysed_sample_brand.sha[VIDEO]
     assert top.kind == "transcript" and top.text_source == "transcript" and "coffee" in top.text
     assert top.t_s == 0.0 and top.t_end_s == pytest.approx(3 * SCENE_SECONDS, abs=0.2)
 
 
-def test_an_image_query_with_a_frame_of_the_video_returns_the_video_and_its_time(committed, analysed_sample_brand, tmp_path):
+def test_an_image_query_with_a_frame_of_the_video_returns_the_video_and_its_time(shared, analysed_sample_brand, tmp_path):
     video = analysed_sample_brand.files[VIDEO]
     frame = sample_frames(video, 3, duration_s=3 * SCENE_SECONDS)[1]  # t = 3.0 s, the middle of scene two
     query = tmp_path / "frame.jpg"
     query.write_bytes(frame.jpeg)
 
-    hits = search(committed, image=query, k=3)
+    hits = search(shared, image=query, k=3)
 
     top = hits[0]
     assert top.sha256 == analysed_sample_brand.sha[VIDEO] and top.kind == "image"
@@ -105,17 +115,17 @@ def test_an_image_query_with_a_frame_of_the_video_returns_the_video_and_its_time
     assert top.score > 0.9
 
 
-def test_an_image_query_with_a_stored_image_finds_it_exactly(committed, analysed_sample_brand):
-    top = search(committed, image=analysed_sample_brand.files["latte.png"], k=1)[0]
+def test_an_image_query_with_a_stored_image_finds_it_exactly(shared, analysed_sample_brand):
+    top = search(shared, image=analysed_sample_brand.files["latte.png"], k=1)[0]
 
     assert top.sha256 == analysed_sample_brand.sha["latte.png"] and top.score == pytest.approx(1.0, abs=1e-4)
     assert top.t_s is None and top.text_source == "ocr"
 
 
-def test_filters_narrow_the_hits(committed):
-    images = search(committed, "coffee today", media_type="image", k=10)
-    strong = search(committed, "coffee today", min_score=0.2, k=10)
-    one = search(committed, "coffee today", brand=SAMPLE_BRAND, k=1)
+def test_filters_narrow_the_hits(shared):
+    images = search(shared, "coffee today", media_type="image", k=10)
+    strong = search(shared, "coffee today", min_score=0.2, k=10)
+    one = search(shared, "coffee today", brand=SAMPLE_BRAND, k=1)
 
     assert images and all(h.media_type == "image" for h in images)
     assert strong and all(h.score >= 0.2 for h in strong)
@@ -134,9 +144,9 @@ def test_filters_narrow_the_hits(committed):
         ({"query": "!!! ???"}, SearchInputError, "nothing embed_text can embed"),
     ],
 )
-def test_bad_queries_say_what_is_wrong(committed, kwargs, error, message):
+def test_bad_queries_say_what_is_wrong(shared, kwargs, error, message):
     with pytest.raises(error, match=message):
-        search(committed, **kwargs)
+        search(shared, **kwargs)
 
 
 def test_searching_before_anything_is_committed_says_so(resources):
@@ -198,12 +208,12 @@ def test_a_brand_committed_again_after_the_global_index_is_read_from_its_own_ind
 
 
 @pytest.fixture
-def cli_env(committed, monkeypatch, tmp_path):
+def cli_env(shared, monkeypatch, tmp_path):
     monkeypatch.setenv("AD_ASSETS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("AD_ASSETS_DATABASE_URL", committed.database_url)
-    monkeypatch.setenv("AD_ASSETS_STORAGE_URL", committed.store.url)
+    monkeypatch.setenv("AD_ASSETS_DATABASE_URL", shared.database_url)
+    monkeypatch.setenv("AD_ASSETS_STORAGE_URL", shared.store.url)
     monkeypatch.setenv("AD_ASSETS_AI_PROVIDER", "local")
-    return committed
+    return shared
 
 
 def test_cli_search_prints_a_table_and_json(cli_env, analysed_sample_brand, capsys):
@@ -249,8 +259,8 @@ def test_cli_search_with_nothing_committed_exits_2(resources, monkeypatch, tmp_p
     assert "nothing is committed yet" in capsys.readouterr().err
 
 
-def test_hits_serialise_to_plain_json(committed):
-    hit = search(committed, "ethiopian beans", k=1)[0]
+def test_hits_serialise_to_plain_json(shared):
+    hit = search(shared, "ethiopian beans", k=1)[0]
 
     doc = json.loads(json.dumps(hit.as_dict()))
 

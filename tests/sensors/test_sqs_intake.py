@@ -113,6 +113,22 @@ def test_a_request_that_never_gets_a_run_is_asked_again_then_released_to_the_que
     assert [r.brand for r in h.tick().runs] == ["acme"], "it comes back when its visibility lapses"
 
 
+def test_settling_a_big_tick_stays_within_half_the_budget():
+    h = Harness(IntakeConfig(budget_s=4.0, receive_wait_s=0))
+    for i in range(300):
+        h.queue.send(f'{{"brand": "acme", "urls": ["{URL.format(i)}"]}}')
+    assert len(h.tick().runs) == 300
+    h.clock.per_call = 0.5  # deleting is slow today
+
+    slow = h.tick()
+
+    assert 0 < slow.counts["confirmed"] < 300 and slow.counts["deletes_deferred"] == 300 - slow.counts["confirmed"]
+    assert not slow.runs, "deferred entries have runs: nothing is asked again"
+    h.clock.per_call = 0.0
+    h.tick()
+    assert h.queue.bodies() == [] and h.cursor.pending == {}
+
+
 def test_waiting_requests_keep_their_messages_hidden():
     h = Harness(IntakeConfig(visibility_timeout_s=300))
     h.queue.send('{"brand": "acme", "urls": ["https://x.test/a.jpg"]}')
