@@ -146,7 +146,10 @@ class SearchResources:
 
     @classmethod
     def from_resources(cls, resources: Mapping[str, Any]) -> "SearchResources":
-        """From the Dagster resources of ``resource_defs.resources_for`` (``postgres``, ``media_store``, ``ai_methods``)."""
+        """From the Dagster resources of ``resource_defs.resources_for``.
+
+        Uses ``postgres``, ``media_store`` and ``ai_methods``.
+        """
         return cls(resources["postgres"].url(), resources["media_store"].store(), resources["ai_methods"].settings())
 
     @property
@@ -167,7 +170,10 @@ def _resources(source: Settings | SearchResources | Mapping[str, Any]) -> Search
     raise TypeError(f"search needs Settings, SearchResources or a resources mapping, not {type(source).__name__}")
 
 
-def _check_inputs(query: str | None, image: Path | None, k: int, min_score: float | None, media_type: str | None) -> bytes | None:
+def _check_inputs(
+    query: str | None, image: Path | None, k: int, min_score: float | None, media_type: str | None
+) -> bytes | None:
+    """Validate the arguments; returns the image's bytes (or None)."""
     if (query is None or not query.strip()) and image is None:
         raise SearchInputError("give a text query, an image (--image PATH), or both")
     if not isinstance(k, int) or not 1 <= k <= MAX_K:
@@ -200,7 +206,10 @@ def _embedders(spaces: list[CommittedSpace], method: str) -> dict[str, set[str]]
     return found
 
 
-async def _embed(ai: AISettings, requests: list[tuple[str, str, dict[str, Any], set[str]]]) -> list[tuple[str, np.ndarray]]:
+async def _embed(
+    ai: AISettings, requests: list[tuple[str, str, dict[str, Any], set[str]]]
+) -> list[tuple[str, np.ndarray]]:
+    """(space, unit vector) of each (method, provider, inputs, committed spaces) request."""
     out = []
     async with MethodRunner(ai) as runner:
         for method, provider, inputs, spaces in requests:
@@ -265,13 +274,18 @@ def _sources(conn: psycopg.Connection, files: IndexFiles, space: str, brand: str
             continue
         # Committed again after the global index was built: read its own index, of the committed version.
         if not entry.written:
-            log.warning("brand %r: its %r index of version %d is not written yet; skipped", entry.brand, space, entry.version)
+            log.warning(
+                "brand %r: its %r index of version %d is not written yet; skipped", entry.brand, space, entry.version
+            )
             continue
         out.append((files.load(entry.storage_key), {entry.brand}))
     return out
 
 
-def _candidates(sources: list[tuple[Any, set[str]]], vector: np.ndarray, want: int) -> dict[int, tuple[float, set[str]]]:
+def _candidates(
+    sources: list[tuple[Any, set[str]]], vector: np.ndarray, want: int
+) -> dict[int, tuple[float, set[str]]]:
+    """Best score per vector id over the sources, with the brands whose hits count for that source."""
     found: dict[int, tuple[float, set[str]]] = {}
     for index, brands in sources:
         scores, ids = search_index(index, vector, want)

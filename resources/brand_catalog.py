@@ -204,7 +204,9 @@ class BrandCatalog:
         for frame in self.frames:
             owner = items.get(frame.sha256)
             if owner is None or owner.media_type != "video":
-                raise self._fail(f"frame {frame.frame_index} refers to {frame.sha256[:12]}, which is not a video of the brand")
+                raise self._fail(
+                    f"frame {frame.frame_index} refers to {frame.sha256[:12]}, which is not a video of the brand"
+                )
             if (frame.sha256, frame.frame_index) in frames:
                 raise self._fail(f"frame {frame.frame_index} of {frame.sha256[:12]} appears twice")
             frames.add((frame.sha256, frame.frame_index))

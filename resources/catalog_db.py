@@ -67,7 +67,9 @@ VECTOR_COLUMNS = (
     ("model", "text"), ("version", "text"), ("t_s", "float8"), ("t_end_s", "float8"), ("text", "text"),
 )  # fmt: skip
 # Children first, so a reader of a half-applied delete (none can exist: one transaction) would see no orphan.
-BRAND_TABLES = ("vectors", "analyses", "transcript_segments", "frames", "media_items", "brand_summaries", "vector_indexes")
+BRAND_TABLES = (
+    "vectors", "analyses", "transcript_segments", "frames", "media_items", "brand_summaries", "vector_indexes",
+)  # fmt: skip
 # (child table, column, parent table): every reference commit_brand writes, checked before commit.
 REFERENCES = (
     ("frames", "media_item_id", "media_items"),
@@ -301,7 +303,9 @@ def _check_references(conn: psycopg.Connection, brand: str) -> None:
     )
     broken = {name: n for name, n in conn.execute(checks, {"brand": brand}).fetchall() if n}  # type: ignore[arg-type]
     if broken:
-        raise CommitError(f"brand {brand!r}: rows refer to missing rows {broken}; nothing was committed (a bug: report it)")
+        raise CommitError(
+            f"brand {brand!r}: rows refer to missing rows {broken}; nothing was committed (a bug: report it)"
+        )
 
 
 def _write_rows(conn: psycopg.Connection, catalog: BrandCatalog, version: int) -> _Ids:
@@ -347,8 +351,8 @@ def _jsonb(value: Any) -> Any:
 
 
 def _unchanged(conn: psycopg.Connection, catalog: BrandCatalog, previous: CommittedBrand) -> CommitResult | None:
-    ids = np.array([r[0] for r in conn.execute("SELECT id FROM vectors WHERE brand = %s ORDER BY id", (catalog.brand,))],
-                   dtype=np.int64)  # fmt: skip
+    rows = conn.execute("SELECT id FROM vectors WHERE brand = %s ORDER BY id", (catalog.brand,)).fetchall()
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
     # Vector ids were handed out in catalog order from one block, so id order is catalog order.
     if len(ids) != len(catalog.vectors):
         return None

@@ -71,7 +71,9 @@ class CatalogIOManager(dg.ConfigurableIOManager):
     @staticmethod
     def _brand(context: dg.OutputContext | dg.InputContext) -> str:
         if not context.has_asset_partitions or len(context.asset_partition_keys) != 1:
-            raise dg.Failure("the catalog is committed one brand partition per run (launch backfills one run per brand)")
+            raise dg.Failure(
+                "the catalog is committed one brand partition per run (launch backfills one run per brand)"
+            )
         return context.asset_partition_keys[0]
 
     def handle_output(self, context: dg.OutputContext, obj: BrandCatalog) -> None:
@@ -113,5 +115,7 @@ class CatalogIOManager(dg.ConfigurableIOManager):
             ensure_schema(conn)
             state = committed_brand(conn, brand)
         if state is None:
-            raise NothingCommittedError(f"brand {brand!r} has no committed catalog: materialise its brand_catalog first")
+            raise NothingCommittedError(
+                f"brand {brand!r} has no committed catalog: materialise its brand_catalog first"
+            )
         return state

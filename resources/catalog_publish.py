@@ -32,8 +32,16 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from resources.brand_catalog import BrandCatalog
-from resources.catalog_db import CommitResult, commit_brand, committed_brand, committed_spaces, mark_index_written
+from resources.catalog_db import (
+    CommitResult,
+    CommittedSpace,
+    commit_brand,
+    committed_brand,
+    committed_spaces,
+    mark_index_written,
+)
 from resources.catalog_errors import CatalogError, IndexNotFoundError, IndexWriteError
+from resources.catalog_queries import global_index
 from resources.catalog_schema import ensure_schema
 from resources.index_keys import brand_index_prefix, global_index_key, global_index_prefix
 from resources.vector_index import IndexConfig, IndexFiles, build_index, index_ids, index_kind, index_vectors
@@ -83,8 +91,7 @@ def publish_brand(
             continue  # a newer commit of the brand replaced this one meanwhile; its publisher writes its files
         if not result.changed and entry.written and files.exists(key):
             continue
-        positions = [i for i, v in enumerate(catalog.vectors) if v.space == space]
-        matrix = np.stack([catalog.vectors[i].vector for i in positions]).astype(np.float32)
+        positions, matrix = catalog.space_vectors(space)
         index = build_index(matrix, result.vector_ids[positions], files.config)
         size = files.write(key, index)
         try:
@@ -95,13 +102,16 @@ def publish_brand(
     previous = result.previous
     touched = set(result.index_keys) | {s.space for s in (previous.spaces if previous else ())}
     global_versions: dict[str, int | None] = {}
-    if build_global and (written or result.changed):
+    if build_global:
         for space in sorted(touched):
-            global_versions[space] = rebuild_global_index(conn, files, space)
-    keep = {result.version} | ({previous.index_version} if previous else set())
+            # Also when nothing changed here: a global build that failed last time is redone.
+            if result.changed or space in written or not _global_holds(conn, space, catalog.brand, result.version):
+                global_versions[space] = rebuild_global_index(conn, files, space)
     pruned = []
-    for space in sorted(touched):
-        pruned += files.prune(brand_index_prefix(space), catalog.brand, keep)
+    if result.changed:
+        keep = {result.version} | ({previous.index_version} if previous else set())
+        for space in sorted(touched):
+            pruned += files.prune(brand_index_prefix(space), catalog.brand, keep)
     return PublishResult(
         commit=result,
         indexes_written=written,
@@ -110,6 +120,12 @@ def publish_brand(
         commit_s=committed_at - started,
         index_s=time.perf_counter() - committed_at,
     )
+
+
+def _global_holds(conn: psycopg.Connection, space: str, brand: str, version: int) -> bool:
+    shared = global_index(conn, space)
+    conn.rollback()
+    return shared is not None and shared.brand_versions.get(brand) == version
 
 
 def rebuild_global_index(conn: psycopg.Connection, files: IndexFiles, space: str) -> int | None:
@@ -180,9 +196,9 @@ def verify_brand(conn: psycopg.Connection, files: IndexFiles, brand: str) -> Con
         if state is None:
             return ConsistencyReport(brand, None, problems=[f"brand {brand!r} has never been committed"])
         report = ConsistencyReport(brand, state.index_version)
-        rows: dict[str, np.ndarray] = {}
+        rows: dict[str, list[int]] = {}
         for space, vid in conn.execute("SELECT space, id FROM vectors WHERE brand = %s", (brand,)).fetchall():
-            rows.setdefault(space, []).append(vid)  # type: ignore[attr-defined]
+            rows.setdefault(space, []).append(vid)
         registered = {s.space: s for s in state.spaces}
         for space in sorted(set(rows) - set(registered)):
             report.problems.append(f"{len(rows[space])} vector rows of space {space!r} have no registered index")
@@ -195,7 +211,9 @@ def verify_brand(conn: psycopg.Connection, files: IndexFiles, brand: str) -> Con
         conn.isolation_level = None
 
 
-def _verify_space(files: IndexFiles, entry, row_ids: np.ndarray, version: int, problems: list[str]) -> dict[str, Any]:
+def _verify_space(
+    files: IndexFiles, entry: CommittedSpace, row_ids: np.ndarray, version: int, problems: list[str]
+) -> dict[str, Any]:
     facts: dict[str, Any] = {"rows": int(len(row_ids)), "registered": entry.vectors, "version": entry.version}
     if entry.version != version:
         problems.append(f"{entry.space}: index registered for version {entry.version}, brand is at {version}")

@@ -41,7 +41,8 @@ def snapshot(conn: psycopg.Connection, brand: str) -> dict[str, list[tuple]]:
 
 
 def counts(conn: psycopg.Connection, brand: str) -> dict[str, int]:
-    found = {t: conn.execute(f"SELECT count(*) FROM {t} WHERE brand = %s", (brand,)).fetchone()[0] for t in TABLES}  # type: ignore[arg-type]
+    query = "SELECT count(*) FROM {} WHERE brand = %s"
+    found = {t: conn.execute(query.format(t), (brand,)).fetchone()[0] for t in TABLES}  # type: ignore[arg-type]
     conn.rollback()
     return found
 

@@ -206,6 +206,26 @@ def test_an_index_write_failure_after_the_commit_is_repaired_by_a_rerun(conn, fi
     assert verify_brand(conn, files, "acme").passed
 
 
+def test_a_failed_global_build_is_redone_by_the_next_run(conn, files, monkeypatch):
+    real_write = files.write
+
+    def write_brand_files_only(key, index):
+        if "/global." in key:
+            raise IndexWriteError(f"injected: cannot write {key}")
+        return real_write(key, index)
+
+    monkeypatch.setattr(files, "write", write_brand_files_only)
+    with pytest.raises(IndexWriteError):
+        publish_brand(conn, files, synthetic_catalog("acme"))
+    monkeypatch.undo()
+    assert verify_brand(conn, files, "acme").passed  # the brand itself is committed and indexed
+
+    again = publish_brand(conn, files, synthetic_catalog("acme"))
+
+    assert not again.commit.changed and again.global_versions == {LEXICAL: 1, VISUAL: 1}
+    assert conn.execute("SELECT brand_versions FROM global_indexes WHERE space = %s", (VISUAL,)).fetchone() == ({"acme": 1},)
+
+
 def test_old_index_versions_are_pruned_but_the_previous_one_is_kept(conn, files):
     for n in range(3):
         publish_brand(conn, files, synthetic_catalog("acme", tag=f"-{n}"))
@@ -220,7 +240,9 @@ def test_the_global_index_holds_every_brands_committed_vectors(conn, files):
     publish_brand(conn, files, synthetic_catalog("other", seed=2))
     result = publish_brand(conn, files, synthetic_catalog("acme", images=1, videos=0, seed=3, tag="-v2"))
 
-    row = conn.execute("SELECT version, storage_key, brand_versions FROM global_indexes WHERE space = %s", (VISUAL,)).fetchone()
+    row = conn.execute(
+        "SELECT version, storage_key, brand_versions FROM global_indexes WHERE space = %s", (VISUAL,)
+    ).fetchone()
     rows = sorted(r[0] for r in conn.execute("SELECT id FROM vectors WHERE space = %s", (VISUAL,)))
     assert row[2] == {"acme": 2, "other": 1}
     assert sorted(index_ids(files.load(row[1])).tolist()) == rows
@@ -230,7 +252,8 @@ def test_the_global_index_holds_every_brands_committed_vectors(conn, files):
 def test_the_global_index_of_a_space_no_brand_uses_any_more_is_dropped(conn, files):
     publish_brand(conn, files, synthetic_catalog("acme", videos=0))  # images only: both spaces
     catalog = synthetic_catalog("acme", videos=0)
-    only_visual = type(catalog)(catalog.brand, catalog.media_items, vectors=tuple(v for v in catalog.vectors if v.space == VISUAL))
+    visual = tuple(v for v in catalog.vectors if v.space == VISUAL)
+    only_visual = type(catalog)(catalog.brand, catalog.media_items, vectors=visual)
 
     result = publish_brand(conn, files, only_visual)
 

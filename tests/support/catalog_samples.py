@@ -11,26 +11,20 @@ catalog-asset tests.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pytest
 
-from ad_assets.demo.samples import SPOKEN_AD_WAV, Scene, encode_image, render_ad_image, render_ad_video
-from ad_assets.engine.acquire import MEDIA_COLUMNS
-from ad_assets.engine.analysis_tables import ANALYSIS_COLUMNS, EMBEDDING_COLUMNS, analysis_rows, embedding_rows
-from ad_assets.engine.item_analysis import AnalysisConfig, analyse_brand
-from ad_assets.engine.media_probe import probe_image, probe_video
-from ai_methods.calls import MethodRunner
-from ai_methods.settings import AISettings
-from resources.media_store import MediaStore, media_key
-from resources.parquet_io_manager import dataframe_from_parquet, dataframe_to_parquet
+if TYPE_CHECKING:  # the heavy imports wait until a test asks for the sample (this is a session-wide plugin)
+    import pandas as pd
+
+    from resources.media_store import MediaStore
 
 SAMPLE_BRAND = "sample-coffee"
 IMAGES = {
@@ -57,6 +51,8 @@ class SampleBrand:
 
 
 def _media(root: Path) -> dict[str, bytes]:
+    from ad_assets.demo.samples import SPOKEN_AD_WAV, Scene, encode_image, render_ad_image, render_ad_video
+
     media = {
         name: encode_image(render_ad_image(lines, background=bg, accent=accent))
         for name, (lines, bg, accent) in IMAGES.items()
@@ -67,6 +63,10 @@ def _media(root: Path) -> dict[str, bytes]:
 
 
 def _raw_media_rows(store: MediaStore, root: Path, media: dict[str, bytes]) -> tuple[list[dict], dict, dict]:
+    from ad_assets.engine.acquire import MEDIA_COLUMNS
+    from ad_assets.engine.media_probe import probe_image, probe_video
+    from resources.media_store import media_key
+
     rows, shas, files = [], {}, {}
     for name, data in media.items():
         sha = hashlib.sha256(data).hexdigest()
@@ -93,11 +93,24 @@ def _raw_media_rows(store: MediaStore, root: Path, media: dict[str, bytes]) -> t
 
 
 def _round_trip(frame: pd.DataFrame) -> pd.DataFrame:
+    from resources.parquet_io_manager import dataframe_from_parquet, dataframe_to_parquet
+
     return dataframe_from_parquet(dataframe_to_parquet(frame))
 
 
 def analyse_sample_brand(root: Path) -> SampleBrand:
     """Store the sample media under ``root`` and run the first AI cycle on them (local provider)."""
+    import asyncio
+
+    import pandas as pd
+
+    from ad_assets.engine.acquire import MEDIA_COLUMNS
+    from ad_assets.engine.analysis_tables import ANALYSIS_COLUMNS, EMBEDDING_COLUMNS, analysis_rows, embedding_rows
+    from ad_assets.engine.item_analysis import AnalysisConfig, analyse_brand
+    from ai_methods.calls import MethodRunner
+    from ai_methods.settings import AISettings
+    from resources.media_store import MediaStore
+
     store = MediaStore.from_url(str(root / "store"))
     rows, shas, files = _raw_media_rows(store, root, _media(root))
     settings = AISettings(default_provider="local", cache_dir=root / "ai-cache")
