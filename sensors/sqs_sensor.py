@@ -132,16 +132,18 @@ def build_sqs_sensor(
     # Clients are built on the first tick and reused: boto3 clients keep their
     # connection pool, and the code server keeps the sensor between ticks.
     shared: dict[str, object] = {}
+    queues: dict[str, MessageQueue] = {}
 
     def _open_queue(url: str) -> MessageQueue:
-        if open_queue is not None:
-            return open_queue(url)
-        primary = shared.get("queue")
-        if isinstance(primary, SqsQueue):
-            return primary.sibling(url)
-        queue = SqsQueue(url, endpoint_url=settings.aws_endpoint_url, region=settings.aws_region)
-        shared["queue"] = queue
-        return queue
+        if url not in queues:
+            if open_queue is not None:
+                queues[url] = open_queue(url)
+            else:
+                first = next((q for q in queues.values() if isinstance(q, SqsQueue)), None)
+                queues[url] = first.sibling(url) if first else SqsQueue(
+                    url, endpoint_url=settings.aws_endpoint_url, region=settings.aws_region
+                )
+        return queues[url]
 
     def _read_object(uri: str) -> bytes:
         if read_object is not None:

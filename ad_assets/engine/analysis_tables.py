@@ -38,9 +38,8 @@ def analysis_rows(items: list[ItemAnalysis]) -> list[dict[str, Any]]:
     rows = []
     for item in items:
         results = [r for u in item.units for r in u.results.values()]
+        results += [r for r in [item.transcript_result, *item.segment_vectors] if r is not None]
         methods = {r["method"]: {"version": r["version"], "provider": r["provider"], "model": r["model"]} for r in results}
-        if item.transcript is not None:
-            methods["transcribe_speech"] = methods.get("transcribe_speech", {})
         rows.append(
             {
                 "sha256": item.sha256,

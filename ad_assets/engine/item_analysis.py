@@ -80,6 +80,7 @@ class ItemAnalysis:
     storage_key: str
     units: list[UnitAnalysis] = field(default_factory=list)
     transcript: dict[str, Any] | None = None
+    transcript_result: dict[str, Any] | None = None
     segment_vectors: list[dict[str, Any] | None] = field(default_factory=list)
     frames_sampled: int = 0
     frames_kept: int = 0
@@ -177,6 +178,10 @@ class BrandAnalyser:
             except (StoreError, VideoDecodeError, OSError) as exc:
                 cause = getattr(exc, "cause", type(exc).__name__)
                 item.failures.append({"method": "-", "step": "load", "cause": cause, "detail": str(exc)})
+            except Exception as exc:  # a bug or an unforeseen input must not sink the other items
+                item.failures.append(
+                    {"method": "-", "step": "internal", "cause": type(exc).__name__, "detail": f"{type(exc).__name__}: {exc}"}
+                )
         if self.progress is not None:
             self.progress(item)
         return item
@@ -265,7 +270,8 @@ class BrandAnalyser:
             raise
         item.frames_sampled, item.frames_kept = sampled, len(units)
         if transcript:
-            item.transcript = (await transcript[0] or {}).get("output")
+            item.transcript_result = await transcript[0]
+            item.transcript = (item.transcript_result or {}).get("output")
             segments = (item.transcript or {}).get("segments", [])
             item.segment_vectors = list(
                 await asyncio.gather(

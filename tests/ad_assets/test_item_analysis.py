@@ -333,3 +333,19 @@ def test_killed_run_resumes_without_paying_twice(tmp_path, store, sample_png, th
     assert outputs(resumed) == outputs(reference)
     resumed_steps = sum(i.steps_resumed for i in resumed)
     assert resumed_steps == (len(before_kill) if keep != "cache" else 0)
+
+
+def test_an_unexpected_error_in_one_item_does_not_sink_the_others(tmp_path, store, sample_png, silent_mp4, monkeypatch):
+    from ad_assets.engine import item_analysis
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("frame sampler bug")
+
+    monkeypatch.setattr(item_analysis, "iter_frames", explode)
+    rows = [store_media(store, silent_mp4), store_media(store, sample_png)]
+    items = analyse(tmp_path, store, rows, runner_for(tmp_path, FakeProvider()), frame_count=2)
+
+    assert [i.status for i in items] == ["failed", "analysed"]
+    (failure,) = items[0].failures
+    assert (failure["step"], failure["cause"]) == ("internal", "RuntimeError")
+    assert "frame sampler bug" in failure["detail"]
