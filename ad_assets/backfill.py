@@ -165,7 +165,8 @@ def plan_backfill(
     """
     known = instance.get_dynamic_partitions(BRANDS)
     if brands:
-        unknown = [b for b in brands if b not in set(known)]
+        registered = set(known)
+        unknown = [b for b in brands if b not in registered]
         if unknown:
             raise UnknownBrandError(
                 f"unknown brand(s) {', '.join(map(repr, unknown))}: not a 'brands' partition; "

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ad_assets.brand_requests import InvalidBrandError, NoUsableUrlsError, RequestError, validate_brand
-from resources.s3_objects import ObjectReadError, split_s3_uri
+from resources.s3_objects import ObjectReadError, ObjectUnavailableError, split_s3_uri
 
 #: request ids name run keys and store objects: a safe, bounded alphabet.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+=-]{0,127}$")
@@ -150,7 +150,8 @@ def resolve_urls(message: BrandMessage, read_object: Callable[[str], bytes]) -> 
     """The request's URLs: inline, or read from ``urls_s3_uri`` with ``read_object(uri) -> bytes``.
 
     ``read_object`` raises ``ObjectReadError`` (see ``resources.s3_objects``);
-    it becomes :class:`UrlListUnreadableError`. An empty list is
+    it becomes :class:`UrlListUnreadableError`, except ``ObjectUnavailableError``
+    (S3 unreachable), which propagates unchanged. An empty list is
     :class:`NoUsableUrlError`.
     """
     if message.urls is not None:
@@ -159,6 +160,8 @@ def resolve_urls(message: BrandMessage, read_object: Callable[[str], bytes]) -> 
         uri = message.urls_s3_uri or ""
         try:
             data = read_object(uri)
+        except ObjectUnavailableError:
+            raise  # S3 is down, not the message's fault: the caller retries later
         except ObjectReadError as exc:
             raise UrlListUnreadableError(f"URL list for brand {message.brand!r} is unreadable: {exc}") from None
         urls = parse_url_list(data, uri)

@@ -34,10 +34,22 @@ def register(subparsers: Any) -> None:
             "daemon runs (ad-assets dev), or here, one brand after another, when no daemon is running."
         ),
     )
-    parser.add_argument("--stale-only", action="store_true", help="only brands with a stale asset (a method or code version changed, or upstream data is newer), and only their stale assets")
-    parser.add_argument("--include-missing", action="store_true", help="with --stale-only, also brands with a never-materialised asset")
+    parser.add_argument(
+        "--stale-only",
+        action="store_true",
+        help="only brands with a stale asset (a method or code version changed, or upstream data is newer), "
+        "and only their stale assets",
+    )
+    parser.add_argument(
+        "--include-missing", action="store_true", help="with --stale-only, also brands with a never-materialised asset"
+    )
     parser.add_argument("--brand", action="append", default=[], metavar="BRAND", help="limit to this brand (repeatable)")
-    parser.add_argument("--mode", choices=MODES, default="auto", help="submit a Dagster backfill, run in this process, or auto (submit if the backfill daemon is alive)")
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="auto",
+        help="submit a Dagster backfill, run in this process, or auto (submit if the backfill daemon is alive)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="show the selection, run nothing")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.set_defaults(func=cmd_backfill)
@@ -104,7 +116,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             except BackfillError as exc:
                 _say(f"ad-assets backfill: {exc}")
                 return EXIT_USAGE
-            _say(f"submitted backfill {doc['backfill_id']} for {len(plan.selected)} brand(s): see Backfills in the Dagster UI")
+            _say(f"submitted backfill {doc['backfill_id']} for {len(plan.selected)} brand(s): see Backfills in the UI")
             if not daemon:
                 _say("no backfill daemon is running: it starts with `ad-assets dev` (or dagster-daemon)")
         else:
@@ -118,7 +130,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                     _say(f"    {error}")
 
             runs = run_in_process(instance, defs, plan, on_done=progress)
-            doc["runs"] = [{"brand": r.brand, "run_id": r.run_id, "success": r.success, "elapsed_s": r.elapsed_s, "errors": list(r.errors)} for r in runs]
+            doc["runs"] = [
+                {"brand": r.brand, "run_id": r.run_id, "success": r.success, "elapsed_s": r.elapsed_s, "errors": list(r.errors)}
+                for r in runs
+            ]
             failed = sum(not r.success for r in runs)
             _say(f"done: {len(runs) - failed} succeeded, {failed} failed")
             code = EXIT_FAILED if failed else EXIT_OK

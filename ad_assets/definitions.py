@@ -8,6 +8,7 @@ from ad_assets.assets.raw_media import raw_media
 from ad_assets.jobs import ingest_brand_job
 from ad_assets.resource_defs import resources_for
 from ad_assets.settings import Settings
+from sensors.sqs_sensor import build_sqs_sensor
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -15,6 +16,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[raw_media, analysis_assets(settings), brand_summary_asset(settings)],
         jobs=[ingest_brand_job],
+        sensors=[build_sqs_sensor(settings)],
         resources=resources_for(settings),
     )
 

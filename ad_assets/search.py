@@ -48,7 +48,7 @@ from resources.catalog_queries import global_index, vector_rows
 from resources.catalog_schema import schema_version
 from resources.media_store import MediaStore
 from resources.postgres import connect, resolve_database_url
-from resources.vector_index import IndexConfig, IndexFiles, search_index
+from resources.vector_index import IndexFiles, search_index
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class SearchResources:
     database_url: str
     store: MediaStore
     ai_settings: AISettings
-    index_config: IndexConfig = field(default_factory=IndexConfig)
+    ef_search: int | None = None  # None: each HNSW index's own, set by the catalog IO manager at build
     _files: IndexFiles | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -156,7 +156,7 @@ class SearchResources:
     def files(self) -> IndexFiles:
         """The index files of the store (loaded ones stay cached)."""
         if self._files is None:
-            self._files = IndexFiles(self.store, self.index_config)
+            self._files = IndexFiles(self.store, ef_search=self.ef_search)
         return self._files
 
 

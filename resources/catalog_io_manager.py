@@ -47,7 +47,9 @@ class CatalogIOManager(dg.ConfigurableIOManager):
     )
     hnsw_m: int = Field(32, ge=2, description="HNSW links per vector (memory vs recall).")
     hnsw_ef_construction: int = Field(200, ge=1, description="HNSW build breadth (build time vs recall).")
-    hnsw_ef_search: int = Field(128, ge=1, description="HNSW search breadth (latency vs recall).")
+    hnsw_ef_search: int = Field(
+        256, ge=1, description="HNSW search breadth, stored in each index and used by searches (latency vs recall)."
+    )
     build_global_index: bool = Field(True, description="Rebuild each touched space's cross-brand index after a commit.")
 
     _store: MediaStore | None = PrivateAttr(default=None)

@@ -44,7 +44,7 @@ from resources.catalog_errors import CatalogError, IndexNotFoundError, IndexWrit
 from resources.catalog_queries import global_index
 from resources.catalog_schema import ensure_schema
 from resources.index_keys import brand_index_prefix, global_index_key, global_index_prefix
-from resources.vector_index import IndexConfig, IndexFiles, build_index, index_ids, index_kind, index_vectors
+from resources.vector_index import IndexFiles, build_index, index_ids, index_kind, index_vectors
 
 
 @dataclass(frozen=True)

@@ -379,7 +379,7 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
 
     def __init__(self, *, limits: httpx.Limits, ssl_context: ssl.SSLContext, backend: GuardedNetworkBackend) -> None:
         super().__init__(verify=ssl_context, limits=limits, trust_env=False)
-        self._pool = httpcore.AsyncConnectionPool(
+        self._pool = _StrictPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
@@ -388,6 +388,60 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
             http2=False,
             network_backend=backend,
         )
+
+
+class _StrictPool(httpcore.AsyncConnectionPool):
+    """httpcore's pool, except that a connection with bytes left after a response is never reused.
+
+    A server that sends more than its ``Content-Length`` leaves the surplus in
+    the connection's buffer, and httpcore would parse it as the response to
+    the *next* URL sent on that connection (RFC 9112 §6.3 forbids a client to
+    do that). Such a connection counts as expired: the pool closes it instead.
+    """
+
+    def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
+        return _NoTrailingBytes(super().create_connection(origin))
+
+
+class _NoTrailingBytes(httpcore.AsyncConnectionInterface):
+    """Delegates to a pooled connection; ``has_expired`` is also true when bytes trail the last response."""
+
+    def __init__(self, inner: httpcore.AsyncConnectionInterface) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def can_handle_request(self, origin: httpcore.Origin) -> bool:
+        return self._inner.can_handle_request(origin)
+
+    def is_available(self) -> bool:
+        return self._inner.is_available() and not self._trailing_bytes()
+
+    def has_expired(self) -> bool:
+        return self._inner.has_expired() or (self._inner.is_idle() and self._trailing_bytes())
+
+    def is_idle(self) -> bool:
+        return self._inner.is_idle()
+
+    def is_closed(self) -> bool:
+        return self._inner.is_closed()
+
+    def info(self) -> str:
+        return self._inner.info()
+
+    def _trailing_bytes(self) -> bool:
+        # httpcore keeps its HTTP/1.1 connection and that connection's h11 state
+        # private; h11's ``trailing_data`` (public) is what was received past the
+        # last complete response. tests/reliability/test_hostile_media.py pins this.
+        http11 = getattr(self._inner, "_connection", None)
+        h11_state = getattr(http11, "_h11_state", None)
+        if h11_state is None:
+            return False
+        return bool(h11_state.trailing_data[0])
 
 
 class _HostSlots:

@@ -3,7 +3,9 @@
 No Dagster import. :class:`S3ObjectReader` reads through boto3 (so any bucket
 the credentials can read, not only the media store's); :class:`InMemoryObjects`
 is the offline twin. Both are callables ``read(uri) -> bytes`` and raise
-:class:`ObjectReadError` saying which object and why.
+:class:`ObjectReadError` saying which object and why; its subclass
+:class:`ObjectUnavailableError` means S3 itself was unreachable or asked to
+retry (the caller should try again later rather than blame the object).
 
 Endpoint: ``endpoint_url`` (the settings' ``AWS_ENDPOINT_URL``), else boto3's
 ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``; custom endpoints get path-style
@@ -22,8 +24,16 @@ CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 30.0
 
 
+#: S3 error codes that say "not now" rather than "never": the read is worth retrying later.
+TRANSIENT_S3_CODES = frozenset({"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "503", "500", "Throttling"})
+
+
 class ObjectReadError(Exception):
-    """The object cannot be read: bad URI, missing, refused, too large, or S3 unreachable."""
+    """The object cannot be read as named: bad URI, missing, refused, too large."""
+
+
+class ObjectUnavailableError(ObjectReadError):
+    """S3 could not be reached or asked to retry: the object may well be fine; try later."""
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -66,7 +76,7 @@ class S3ObjectReader:
         try:
             return boto3.client("s3", **kwargs)
         except Exception as exc:
-            raise ObjectReadError(f"cannot create an S3 client: {exc}") from exc
+            raise ObjectUnavailableError(f"cannot create an S3 client: {exc}") from exc
 
     def __call__(self, uri: str) -> bytes:
         """The object's bytes."""
@@ -85,9 +95,10 @@ class S3ObjectReader:
             code = error.get("Code", "error")
             if code in ("NoSuchKey", "404", "NoSuchBucket"):
                 raise ObjectReadError(f"{uri} does not exist ({code})") from exc
-            raise ObjectReadError(f"{uri} cannot be read: {code}: {error.get('Message', exc)}") from exc
-        except BotoCoreError as exc:
-            raise ObjectReadError(f"{uri} cannot be read: {exc}") from exc
+            kind = ObjectUnavailableError if code in TRANSIENT_S3_CODES else ObjectReadError
+            raise kind(f"{uri} cannot be read: {code}: {error.get('Message', exc)}") from exc
+        except BotoCoreError as exc:  # connection refused, timeouts, no credentials
+            raise ObjectUnavailableError(f"{uri} cannot be read now: {exc}") from exc
         if len(data) > self.max_bytes:
             raise ObjectReadError(f"{uri} is larger than the {self.max_bytes} bytes allowed for a URL list")
         return data

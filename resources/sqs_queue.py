@@ -95,7 +95,9 @@ class MessageQueue(ABC):
     url: str
 
     @abstractmethod
-    def receive(self, max_messages: int = MAX_BATCH, *, wait_s: int = 0, visibility_timeout_s: int = 30) -> list[QueueMessage]:
+    def receive(
+        self, max_messages: int = MAX_BATCH, *, wait_s: int = 0, visibility_timeout_s: int = 30
+    ) -> list[QueueMessage]:
         """Up to ``max_messages`` (≤ 10) messages, hidden from other receivers for ``visibility_timeout_s``.
 
         ``wait_s`` > 0 long-polls: SQS answers as soon as a message is there,
@@ -147,12 +149,15 @@ def region_from_queue_url(url: str) -> str | None:
 class SqsQueue(MessageQueue):
     """:class:`MessageQueue` over boto3's SQS client."""
 
-    def __init__(self, url: str, *, client: Any | None = None, endpoint_url: str | None = None, region: str | None = None) -> None:
+    def __init__(
+        self, url: str, *, client: Any | None = None, endpoint_url: str | None = None, region: str | None = None
+    ) -> None:
         """Bind to the queue at ``url``; pass ``client`` to share one boto3 client between queues."""
         if not isinstance(url, str) or not url.strip():
             raise QueueError(f"queue URL must be a non-empty string, got {url!r}")
         self.url = url.strip()
-        self._client = client or make_sqs_client(endpoint_url=endpoint_url, region=region or region_from_queue_url(self.url))
+        region = region or region_from_queue_url(self.url)
+        self._client = client or make_sqs_client(endpoint_url=endpoint_url, region=region)
 
     def __repr__(self) -> str:
         return f"SqsQueue({self.url!r})"
@@ -179,7 +184,9 @@ class SqsQueue(MessageQueue):
         except BotoCoreError as exc:
             raise QueueUnavailableError(f"SQS {what} on {self.url} failed: {exc}") from exc
 
-    def receive(self, max_messages: int = MAX_BATCH, *, wait_s: int = 0, visibility_timeout_s: int = 30) -> list[QueueMessage]:
+    def receive(
+        self, max_messages: int = MAX_BATCH, *, wait_s: int = 0, visibility_timeout_s: int = 30
+    ) -> list[QueueMessage]:
         """See :meth:`MessageQueue.receive`."""
         answer = self._call(
             "receive",
@@ -237,12 +244,16 @@ class SqsQueue(MessageQueue):
     def send(self, body: str, attributes: Mapping[str, str] | None = None) -> str:
         """See :meth:`MessageQueue.send`."""
         attrs = {name: {"DataType": "String", "StringValue": value or "-"} for name, value in (attributes or {}).items()}
-        answer = self._call("send", self._client.send_message, QueueUrl=self.url, MessageBody=body, MessageAttributes=attrs)
+        answer = self._call(
+            "send", self._client.send_message, QueueUrl=self.url, MessageBody=body, MessageAttributes=attrs
+        )
         return str(answer["MessageId"])
 
     def dead_letter_queue_url(self) -> str | None:
         """See :meth:`MessageQueue.dead_letter_queue_url` (one GetQueueAttributes + GetQueueUrl)."""
-        answer = self._call("get attributes", self._client.get_queue_attributes, QueueUrl=self.url, AttributeNames=["RedrivePolicy"])
+        answer = self._call(
+            "get attributes", self._client.get_queue_attributes, QueueUrl=self.url, AttributeNames=["RedrivePolicy"]
+        )
         raw = answer.get("Attributes", {}).get("RedrivePolicy")
         if not raw:
             return None
@@ -273,7 +284,9 @@ def make_sqs_client(*, endpoint_url: str | None = None, region: str | None = Non
     try:
         return boto3.client("sqs", **kwargs)
     except Exception as exc:  # NoRegionError and friends: a configuration problem, said plainly
-        raise QueueUnavailableError(f"cannot create an SQS client ({exc}); set AWS_REGION or use an AWS queue URL") from exc
+        raise QueueUnavailableError(
+            f"cannot create an SQS client ({exc}); set AWS_REGION or use an AWS queue URL"
+        ) from exc
 
 
 @dataclass
@@ -296,7 +309,9 @@ class InMemoryQueue(MessageQueue):
     SQS may refuse it. ``dead_letter`` names the redrive DLQ.
     """
 
-    def __init__(self, url: str = "memory://queue", *, clock: Callable[[], float] = time.monotonic, dead_letter: str | None = None) -> None:
+    def __init__(
+        self, url: str = "memory://queue", *, clock: Callable[[], float] = time.monotonic, dead_letter: str | None = None
+    ) -> None:
         """An empty queue named ``url``."""
         self.url = url
         self.clock = clock
@@ -320,7 +335,9 @@ class InMemoryQueue(MessageQueue):
             self._messages[message_id] = _Stored(message_id, body, dict(attributes or {}))
         return message_id
 
-    def receive(self, max_messages: int = MAX_BATCH, *, wait_s: int = 0, visibility_timeout_s: int = 30) -> list[QueueMessage]:
+    def receive(
+        self, max_messages: int = MAX_BATCH, *, wait_s: int = 0, visibility_timeout_s: int = 30
+    ) -> list[QueueMessage]:
         """See :meth:`MessageQueue.receive` (never blocks: ``wait_s`` is ignored)."""
         self._check("receive")
         now = self.clock()
@@ -333,7 +350,7 @@ class InMemoryQueue(MessageQueue):
                     stored.visible_at = now + visibility_timeout_s
                     stored.receive_count += 1
                     stored.handle = f"{stored.message_id}#{uuid.uuid4().hex[:8]}"
-                    out.append(QueueMessage(stored.message_id, stored.handle, stored.body, stored.receive_count, dict(stored.attributes)))
+                    out.append(self._snapshot(stored))
         return out
 
     def _find(self, handle: str) -> _Stored | None:
@@ -382,4 +399,8 @@ class InMemoryQueue(MessageQueue):
     def messages(self) -> list[QueueMessage]:
         """Every message still in the queue with its attributes (for assertions)."""
         with self._lock:
-            return [QueueMessage(m.message_id, m.handle or "", m.body, m.receive_count, dict(m.attributes)) for m in self._messages.values()]
+            return [self._snapshot(m) for m in self._messages.values()]
+
+    @staticmethod
+    def _snapshot(stored: _Stored) -> QueueMessage:
+        return QueueMessage(stored.message_id, stored.handle or "", stored.body, stored.receive_count, dict(stored.attributes))

@@ -59,6 +59,8 @@ _BLOCKED_V4 = tuple(
         "203.0.113.0/24",  # documentation TEST-NET-3
         "224.0.0.0/4",  # multicast
         "240.0.0.0/4",  # reserved, incl. broadcast 255.255.255.255
+        # Not special-purpose, but a cloud platform endpoint every VM can reach:
+        "168.63.129.16/32",  # Azure WireServer (VM agent config, health probes)
     )
 )
 _BLOCKED_V6 = tuple(
@@ -102,7 +104,9 @@ def is_public_address(ip: IPAddress) -> bool:
         blocked = _BLOCKED_V4
     if any(ip in net for net in blocked):
         return False
-    return ip.is_global and not ip.is_multicast
+    # is_reserved: IPv6 outside the allocated unicast blocks (e.g. the IPv4-translated
+    # ::ffff:0:7f00:1, which is_global calls global), and 240.0.0.0/4.
+    return ip.is_global and not ip.is_multicast and not ip.is_reserved
 
 
 def _normalise_host(host: str) -> str:

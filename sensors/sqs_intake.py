@@ -110,7 +110,8 @@ class TickOutcome:
     def summary(self) -> str:
         """One line for the tick's log."""
         counts = ", ".join(f"{name} {n}" for name, n in sorted(self.counts.items()) if n)
-        return f"{len(self.runs)} run requests; {counts or 'nothing received'}; stopped: {self.stopped_by}; {self.elapsed_s:.2f}s"
+        received = counts or "nothing received"
+        return f"{len(self.runs)} run requests; {received}; stopped: {self.stopped_by}; {self.elapsed_s:.2f}s"
 
 
 class _StoreDown(Exception):
@@ -207,7 +208,8 @@ class IntakeTick:
             return
         stale: set[str] = set()
         if self.clock() <= deadline:
-            outcome = self.queue.change_visibility([h for e in still for h in e.handles.values()], self.config.visibility_timeout_s)
+            handles = [h for e in still for h in e.handles.values()]
+            outcome = self.queue.change_visibility(handles, self.config.visibility_timeout_s)
             stale = set(outcome.failed)
         else:
             # Out of time: if a visibility lapses first the message comes back and
@@ -218,7 +220,8 @@ class IntakeTick:
             # A handle that can no longer be extended belongs to a message that was
             # re-delivered (it will be received again and re-attached) or deleted.
             entry.handles = {mid: h for mid, h in entry.handles.items() if h not in stale}
-            self.runs[entry.run_key] = RequestedRun(entry.run_key, entry.brand, entry.request_id, next(iter(entry.handles), None))
+            first_message = next(iter(entry.handles), None)
+            self.runs[entry.run_key] = RequestedRun(entry.run_key, entry.brand, entry.request_id, first_message)
         self.counts["re_requested"] += len(still)
 
     def _receive_loop(self, started: float) -> str:
@@ -257,7 +260,8 @@ class IntakeTick:
             except BadMessageError as exc:
                 bad.append((message, exc))
                 continue
-            accepted.append(_Accepted(message, request, run_key_for(request.brand, request.request_id, message.message_id)))
+            run_key = run_key_for(request.brand, request.request_id, message.message_id)
+            accepted.append(_Accepted(message, request, run_key))
 
         pending = self.cursor.pending
         fresh_keys = {a.run_key for a in accepted if a.run_key not in pending}
@@ -282,7 +286,9 @@ class IntakeTick:
             else:
                 store_down = True
                 self.counts["left_in_queue"] += 1
-                self.log.warning(f"message {item.message.message_id} for brand {item.request.brand!r} left in the queue: {error}")
+                self.log.warning(
+                    f"message {item.message.message_id} for brand {item.request.brand!r} left in the queue: {error}"
+                )
         if done_handles:
             self._delete(done_handles, why="run already recorded")
         if bad:
@@ -295,7 +301,8 @@ class IntakeTick:
         if entry is None:
             entry = PendingRequest(item.run_key, item.request.brand, item.request.request_id)
             pending[item.run_key] = entry
-            self.runs[item.run_key] = RequestedRun(item.run_key, item.request.brand, item.request.request_id, item.message.message_id)
+            request = item.request
+            self.runs[item.run_key] = RequestedRun(item.run_key, request.brand, request.request_id, item.message.message_id)
             self.counts["requested"] += 1
         else:
             self.counts["duplicates"] += 1
@@ -356,7 +363,9 @@ class IntakeTick:
         handles = []
         for message, error in bad:
             if dlq is None:
-                self.log.warning(f"dropping bad message {message.message_id} (no dead-letter queue): {error.code}: {error}")
+                self.log.warning(
+                    f"dropping bad message {message.message_id} (no dead-letter queue): {error.code}: {error}"
+                )
                 self.counts["dropped"] += 1
             else:
                 try:

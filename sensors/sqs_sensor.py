@@ -55,9 +55,9 @@ from ad_assets.brand_manifest import register_brand
 from ad_assets.jobs import ingest_brand_job
 from ad_assets.partitions import BRANDS, brands_partitions
 from ad_assets.settings import Settings
-from resources.media_store import MediaStore
+from resources.media_store import MediaStore, StoreError
 from resources.s3_objects import S3ObjectReader
-from resources.sqs_queue import MessageQueue, SqsQueue
+from resources.sqs_queue import MessageQueue, QueueUnavailableError, SqsQueue
 from sensors.sqs_cursor import CursorError, IntakeCursor
 from sensors.sqs_intake import IntakeConfig, IntakeTick, RequestedRun, TickOutcome
 
@@ -180,13 +180,19 @@ def build_sqs_sensor(
             context.log.warning(f"starting from an empty cursor: {exc}")
             cursor = IntakeCursor()
         instance = context.instance
-        store = _store()
+        try:
+            store = _store()
+            queue = _open_queue(queue_url)
+        except (StoreError, QueueUnavailableError) as exc:
+            # A configuration or network problem, not a message's: skip, keep the cursor.
+            context.log.error(f"cannot start the tick: {exc}")
+            return dg.SensorResult(skip_reason=f"cannot start the tick: {exc}", cursor=context.cursor)
 
         def register(brand: str, urls: list[str], request_id: str | None) -> object:
             return register_brand(store, brand, urls, request_id=request_id, source=SOURCE)
 
         tick = IntakeTick(
-            _open_queue(queue_url),
+            queue,
             cursor,
             register=register,
             read_object=_read_object,

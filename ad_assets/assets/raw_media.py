@@ -2,6 +2,7 @@
 
 
 import asyncio
+import hashlib
 import time
 
 import dagster as dg
@@ -37,6 +38,18 @@ class RawMediaConfig(dg.Config):
 def media_frame(rows: list[Row]) -> pd.DataFrame:
     """The ``raw_media`` table with stable columns and nullable dtypes."""
     return pd.DataFrame(rows, columns=list(MEDIA_COLUMNS)).astype(_DTYPES)
+
+
+def media_data_version(frame: pd.DataFrame) -> dg.DataVersion:
+    """A data version that changes when the set of stored files or URL outcomes changes.
+
+    Without it a re-run that stored new files would leave the downstream assets
+    looking fresh in the UI.
+    """
+    digest = hashlib.sha256()
+    for url, status, sha in sorted(zip(frame["url"], frame["status"], frame["sha256"].fillna(""))):
+        digest.update(f"{url}\t{status}\t{sha}\n".encode())
+    return dg.DataVersion(digest.hexdigest()[:16])
 
 
 class _Progress:
@@ -110,6 +123,7 @@ def raw_media(
     failure_rate = bad / len(rows)
     yield dg.Output(
         frame,
+        data_version=media_data_version(frame),
         metadata={
             "urls": summary["urls"],
             **{f"count_{status}": n for status, n in summary["counts"].items()},

@@ -107,3 +107,23 @@ def test_brand_without_urls_fails_clearly(setup):
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "has no URLs" in failure.step_failure_data.error.message
+
+
+def test_data_version_follows_the_stored_files():
+    """Downstream assets go stale when raw_media's files change, and only then."""
+    from ad_assets.assets.raw_media import media_data_version, media_frame
+    from ad_assets.engine.acquire import empty_row
+
+    def frame(*specs):
+        rows = []
+        for url, status, sha in specs:
+            row = empty_row(url)
+            row.update(status=status, sha256=sha)
+            rows.append(row)
+        return media_frame(rows)
+
+    base = frame(("http://a/1", "ok", "aa"), ("http://a/2", "failed", None))
+    reordered = frame(("http://a/2", "failed", None), ("http://a/1", "ok", "aa"))
+    assert media_data_version(base) == media_data_version(reordered)
+    assert media_data_version(base) != media_data_version(frame(("http://a/1", "ok", "aa"), ("http://a/2", "ok", "bb")))
+    assert media_data_version(base) != media_data_version(frame(("http://a/1", "ok", "aa")))

@@ -21,7 +21,7 @@ from ad_assets.brand_messages import (
     resolve_urls,
 )
 from ad_assets.brand_requests import InvalidBrandError, NoUsableUrlsError
-from resources.s3_objects import InMemoryObjects
+from resources.s3_objects import InMemoryObjects, ObjectUnavailableError
 
 
 @pytest.mark.parametrize(
@@ -96,6 +96,14 @@ def test_resolving_urls():
     objects.objects["s3://b/empty.txt"] = b"# nothing yet\n"
     with pytest.raises(NoUsableUrlError, match="lists no URL"):
         resolve_urls(BrandMessage("acme", urls_s3_uri="s3://b/empty.txt"), objects)
+
+
+def test_an_unreachable_s3_is_not_the_messages_fault():
+    def s3_down(uri: str) -> bytes:
+        raise ObjectUnavailableError("connection refused")
+
+    with pytest.raises(ObjectUnavailableError):
+        resolve_urls(BrandMessage("acme", urls_s3_uri="s3://b/list.txt"), s3_down)
 
 
 def test_registration_errors_map_onto_message_errors():

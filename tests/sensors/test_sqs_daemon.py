@@ -23,17 +23,13 @@ from dagster._daemon.sensor import execute_sensor_iteration
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# What a deployment's code location does once the sensor is wired into
-# ad_assets.definitions: build everything from the environment.
+# What a deployment's code location does: build everything from the environment.
 CODE_LOCATION = textwrap.dedent(
     """
-    import dagster as dg
     from ad_assets.definitions import build_definitions
     from ad_assets.settings import Settings
-    from sensors.sqs_sensor import build_sqs_sensor
 
-    settings = Settings.from_env()
-    defs = dg.Definitions.merge(build_definitions(settings), dg.Definitions(sensors=[build_sqs_sensor(settings)]))
+    defs = build_definitions(Settings.from_env())
     """
 )
 

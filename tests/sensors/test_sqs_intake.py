@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from ad_assets.brand_requests import NoUsableUrlsError
-from resources.s3_objects import InMemoryObjects
+from resources.s3_objects import InMemoryObjects, ObjectUnavailableError
 from resources.sqs_queue import InMemoryQueue, QueueUnavailableError
 from sensors.sqs_cursor import CursorError, IntakeCursor
 from sensors.sqs_intake import IntakeConfig, IntakeTick, run_key_for
@@ -212,6 +212,21 @@ def test_an_s3_list_is_read_through_the_reader():
     h.tick()
 
     assert h.registered == [("acme", ["https://x.test/a.jpg", "https://x.test/b.jpg"], None)]
+
+
+def test_an_s3_outage_leaves_pointer_messages_queued_not_dead_lettered():
+    h = Harness(IntakeConfig(dead_letter_url="memory://brands-dlq"))
+
+    def s3_down(uri: str) -> bytes:
+        raise ObjectUnavailableError(f"{uri} cannot be read now: connection refused")
+
+    h.objects = s3_down  # type: ignore[assignment]
+    h.queue.send('{"brand": "acme", "urls_s3_uri": "s3://lists/acme.txt"}')
+
+    outcome = h.tick()
+
+    assert not outcome.runs and outcome.counts["left_in_queue"] == 1
+    assert h.dlq.messages() == [] and len(h.queue.bodies()) == 1
 
 
 @pytest.mark.parametrize("raw", ['{"v": 2, "pending": []}', "[]", '{"v": 1, "pending": [{"k": 1}]}', "{"])

@@ -305,3 +305,33 @@ def test_a_store_outage_leaves_the_message_in_the_queue(tmp_path, aws_env, queue
     assert not result.run_requests
     assert queues.drain(queues.dlq_url) == [], "not the message's fault: not dead-lettered"
     assert queues.counts() == (0, 1), "still in the queue, back after its visibility timeout"
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"AD_ASSETS_SQS_TICK_BUDGET_S": "55"}, "at most 50"),
+        ({"AD_ASSETS_SQS_VISIBILITY_TIMEOUT_S": "60"}, "at least the tick budget plus two poll intervals"),
+        ({"AD_ASSETS_SQS_POLL_INTERVAL_S": "0"}, "at least 1"),
+    ],
+)
+def test_timing_settings_that_would_lose_or_double_messages_are_refused(env, says):
+    from ad_assets.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match=says):
+        Settings.from_env(env)
+
+
+def test_timing_settings_reach_the_sensor(tmp_path):
+    from ad_assets.settings import Settings
+
+    settings = Settings.from_env({
+        "AD_ASSETS_HOME": str(tmp_path), "AD_ASSETS_SQS_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/q",
+        "AD_ASSETS_SQS_POLL_INTERVAL_S": "10", "AD_ASSETS_SQS_TICK_BUDGET_S": "5",
+        "AD_ASSETS_SQS_VISIBILITY_TIMEOUT_S": "120", "AD_ASSETS_SQS_MAX_MESSAGES_PER_TICK": "50",
+    })  # fmt: skip
+    from sensors.sqs_intake import IntakeConfig
+    from sensors.sqs_sensor import intake_config
+
+    assert build_sqs_sensor(settings).minimum_interval_seconds == 10
+    assert intake_config(settings) == IntakeConfig(budget_s=5.0, visibility_timeout_s=120, max_messages=50)
