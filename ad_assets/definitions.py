@@ -4,6 +4,7 @@ import dagster as dg
 
 from ad_assets.assets.analysis import analysis_assets
 from ad_assets.assets.brand_summary import brand_summary_asset
+from ad_assets.assets.catalog import brand_catalog, vectors_have_rows
 from ad_assets.assets.raw_media import raw_media
 from ad_assets.jobs import ingest_brand_job
 from ad_assets.resource_defs import resources_for
@@ -14,7 +15,8 @@ from sensors.sqs_sensor import build_sqs_sensor
 def build_definitions(settings: Settings) -> dg.Definitions:
     """All definitions wired to ``settings`` (tests pass their own)."""
     return dg.Definitions(
-        assets=[raw_media, analysis_assets(settings), brand_summary_asset(settings)],
+        assets=[raw_media, analysis_assets(settings), brand_summary_asset(settings), brand_catalog],
+        asset_checks=[vectors_have_rows],
         jobs=[ingest_brand_job],
         sensors=[build_sqs_sensor(settings)],
         resources=resources_for(settings),

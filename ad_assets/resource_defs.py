@@ -6,6 +6,7 @@ from typing import Any
 
 from ad_assets.ai_resource import AIMethodsResource
 from ad_assets.settings import Settings
+from resources.catalog_io_manager import CatalogIOManager
 from resources.dagster_resources import MediaStoreResource, PostgresResource
 from resources.downloader import DownloaderResource
 from resources.parquet_io_manager import ParquetIOManager
@@ -36,6 +37,13 @@ def resources_for(settings: Settings) -> dict[str, Any]:
             default_provider=settings.ai_provider,
             method_providers=dict(settings.ai_method_providers),
             cache_dir=str(settings.home / "cache"),
+        ),
+        "catalog_io_manager": CatalogIOManager(
+            storage_url=settings.storage_url,
+            data_dir=str(settings.postgres_dir),
+            database_url=settings.database_url,
+            aws_endpoint_url=settings.aws_endpoint_url,
+            aws_region=settings.aws_region,
         ),
         "postgres": PostgresResource(
             database_url=settings.database_url,

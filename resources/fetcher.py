@@ -58,7 +58,17 @@ from resources.fetch_errors import (
 )
 from resources.url_safety import AllowList, GuardedNetworkBackend
 
-__all__ = ["CAUSES", "FetchError", "FetchPolicy", "FetchResult", "Fetcher", "parse_retry_after", "pick_shard", "retry_delay"]
+__all__ = [
+    "CAUSES",
+    "FetchError",
+    "FetchPolicy",
+    "FetchResult",
+    "Fetcher",
+    "parse_retry_after",
+    "pick_shard",
+    "retry_delay",
+    "sweep_abandoned",
+]
 
 #: Every ``FetchResult.cause`` this module produces ("http_<status>" stands for all statuses).
 CAUSES = (
@@ -79,8 +89,12 @@ CAUSES = (
 HEAD_BYTES = 4096  # kept in memory for type sniffing by the caller
 WRITE_BUFFER_BYTES = 1024 * 1024  # bodies are hashed and written in blocks of this size (see _BodySink)
 DECODE_PIECE_BYTES = 64 * 1024  # most decoded bytes produced from one compressed chunk at a time
-TEMP_SUFFIX = ".incomplete"  # body still arriving (or abandoned by a crash: safe to sweep)
+TEMP_SUFFIX = ".incomplete"  # body still arriving (or abandoned by a crash: swept, see ABANDONED_AFTER_S)
 DONE_SUFFIX = ".download"  # body complete and verified, waiting for the caller to move it
+# A body file untouched for this long (or twice the policy's whole-URL budget, if longer) belongs
+# to no live download in any process sharing the work dir: a process killed mid-download left it,
+# and the next Fetcher to open the directory deletes it.
+ABANDONED_AFTER_S = 3600.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # httpcore's pool re-scans all its connections (quadratically) on every request
 # and response; with one pool of 128 connections that bookkeeping, not the
@@ -506,9 +520,11 @@ class Fetcher:
         self._per_client = math.ceil(policy.max_concurrency / self._shard_count)
         self._global: asyncio.Semaphore | None = None
         self._hosts = _HostSlots(policy.max_per_host)
+        self.swept = 0  # abandoned body files deleted on entering (see sweep_abandoned)
 
     async def __aenter__(self) -> "Fetcher":
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.swept = sweep_abandoned(self.work_dir, max(ABANDONED_AFTER_S, 2 * self.policy.total_timeout_s))
         policy = self.policy
         limits = httpx.Limits(max_connections=self._per_client, max_keepalive_connections=self._per_client)
         timeout = httpx.Timeout(
@@ -750,6 +766,25 @@ class Fetcher:
             attempts=progress.attempts,
             elapsed_ms=(time.monotonic() - started) * 1000,
         )
+
+
+def sweep_abandoned(work_dir: Path, older_than_s: float) -> int:
+    """Delete body files in ``work_dir`` not modified for ``older_than_s``; return how many.
+
+    A live download writes its file at least once per ``total_timeout_s`` (it ends
+    within that budget), so an older file was left by a process that died.
+    """
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for suffix in (TEMP_SUFFIX, DONE_SUFFIX):
+        for path in work_dir.glob(f"*{suffix}"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # its owner moved or removed it meanwhile
+    return removed
 
 
 def _content_length(response: httpx.Response, where: str) -> int | None:
