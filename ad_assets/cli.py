@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ad_assets import cli_backfill, cli_methods, cli_search
 from ad_assets.settings import Settings, SettingsError
 
 EXIT_USAGE = 2
@@ -123,7 +124,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="ad-assets", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="ad-assets", description="Acquire, analyse, commit and search per-brand ad media on Dagster."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     ingest = sub.add_parser("ingest", help="register a brand's URL file and materialise the brand")
@@ -141,12 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print one JSON object per brand")
     demo.set_defaults(func=cmd_demo)
 
-    import importlib
-    import importlib.util
-
-    for name in ("cli_methods", "cli_search", "cli_backfill"):  # TEMP: direct imports once all have landed
-        if importlib.util.find_spec(f"ad_assets.{name}"):
-            importlib.import_module(f"ad_assets.{name}").register(sub)
+    for module in (cli_methods, cli_search, cli_backfill):
+        module.register(sub)
     return parser
 
 
