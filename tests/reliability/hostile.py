@@ -116,11 +116,6 @@ def long_sparse_mp4(seconds: int) -> bytes:
     return buf.getvalue()
 
 
-def mp4_box_offset(data: bytes, kind: bytes) -> int:
-    """Offset of the first box of type ``kind`` (a naive scan, enough for files we made)."""
-    return data.index(kind) - 4
-
-
 # -- playlists and manifests that point at a URL ----------------------------------------------
 def hls_playlist(segment_url: str) -> bytes:
     return (

@@ -104,7 +104,9 @@ class S3FaultProxy:
                     upstream.request(self.command, self.path, body=body, headers=headers)
                     answer = upstream.getresponse()
                     data = answer.read()
-                    dropped = ("transfer-encoding", "connection") + (() if self.command == "HEAD" else ("content-length",))
+                    dropped = ["transfer-encoding", "connection"]
+                    if self.command != "HEAD":  # a HEAD answer's length is the object's: keep it
+                        dropped.append("content-length")
                     passed = [(k, v) for k, v in answer.getheaders() if k.lower() not in dropped]
                     self._reply(answer.status, passed, data)
                 finally:

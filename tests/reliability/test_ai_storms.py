@@ -27,7 +27,9 @@ from resources.media_store import MediaStore
 from tests.ad_assets.media_rows import store_media
 from tests.ai_methods.fake_servers import FakeOpenAIServer
 
-RATE_LIMITED = {"error": {"message": "Rate limit reached for requests", "type": "requests", "code": "rate_limit_exceeded"}}
+RATE_LIMITED = {
+    "error": {"message": "Rate limit reached for requests", "type": "requests", "code": "rate_limit_exceeded"}
+}
 OVERLOADED = {"error": {"message": "The server is overloaded", "type": "server_error", "code": None}}
 
 
@@ -60,8 +62,10 @@ async def _analyse(tmp_path, rows, store, server, *, max_attempts: int):
     runner = MethodRunner(settings, cache=None, fake=FakeProvider(), clients={"openai": client}, sleep=recorded_sleep,
                           rng=random.Random(7))  # fmt: skip
     async with runner:
-        items, _ = await analyse_brand(rows, runner=runner, store=store, cache_dir=tmp_path / "media-cache",
-                                       journal_dir=tmp_path / "journals", config=AnalysisConfig(frame_count=3))  # fmt: skip
+        items, _ = await analyse_brand(
+            rows, runner=runner, store=store, cache_dir=tmp_path / "media-cache", journal_dir=tmp_path / "journals",
+            config=AnalysisConfig(frame_count=3),
+        )
         accounting = runner.accounting()
     await client.aclose()
     return items, accounting, sleeps
@@ -74,7 +78,8 @@ async def test_a_429_and_5xx_storm_is_ridden_out_with_backoff(tmp_path, items_me
     openai_server.fail_next(rate_limited, 429, RATE_LIMITED, {"Retry-After": "2"})
     openai_server.fail_next(overloaded, 503, OVERLOADED)
 
-    items, accounting, sleeps = await _analyse(tmp_path, rows, store, openai_server, max_attempts=rate_limited + overloaded + 1)
+    attempts = rate_limited + overloaded + 1  # enough that no single call can exhaust them
+    items, accounting, sleeps = await _analyse(tmp_path, rows, store, openai_server, max_attempts=attempts)
 
     assert [i.status for i in items] == ["analysed"] * 3, [i.failures for i in items]
     embed_text = accounting["methods"]["embed_text"]
@@ -85,11 +90,15 @@ async def test_a_429_and_5xx_storm_is_ridden_out_with_backoff(tmp_path, items_me
     assert len(sleeps) == rate_limited + overloaded
     assert sum(delay >= 2.0 for delay in sleeps) == rate_limited, sleeps  # Retry-After honoured as a floor
     assert max(sleeps) <= 20.0  # and backoff stays capped
-    figures("ai_storm_retries", embed_text["retries"], "retries", "AI storm (6×429 + 4×503): retries in accounting, run fully analysed")
-    figures("ai_storm_backoff_s", round(sum(sleeps), 2), "s", "AI storm: total backoff asked for (Retry-After 2 s floors)")
+    figures("ai_storm_retries", embed_text["retries"], "retries",
+            "AI storm (6×429 + 4×503): retries in accounting, run fully analysed")
+    figures("ai_storm_backoff_s", round(sum(sleeps), 2), "s",
+            "AI storm: total backoff asked for (Retry-After 2 s floors)")
 
 
-async def test_a_storm_longer_than_the_retry_budget_fails_those_steps_not_the_run(tmp_path, items_media, openai_server, figures):
+async def test_a_storm_longer_than_the_retry_budget_fails_those_steps_not_the_run(
+    tmp_path, items_media, openai_server, figures
+):
     store = MediaStore.from_url(str(tmp_path / "store"))
     rows = [store_media(store, data) for data in items_media]
     openai_server.fail_next(1000, 503, OVERLOADED)  # far more than the run will ever ask
@@ -106,4 +115,5 @@ async def test_a_storm_longer_than_the_retry_budget_fails_those_steps_not_the_ru
     assert embed_text["failures"] == {"TransientProviderError": calls}
     assert len(openai_server.requests_to(r"/v1/embeddings")) == calls * 3  # each call gave up after 3 attempts
     assert len(sleeps) == calls * 2
-    figures("ai_storm_giveup_attempts", 3, "attempts", "AI provider down: attempts per call before the step is recorded as failed")
+    figures("ai_storm_giveup_attempts", 3, "attempts",
+            "AI provider down: attempts per call before the step is recorded as failed")

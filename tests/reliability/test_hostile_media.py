@@ -197,8 +197,9 @@ async def test_a_hostile_brand_ends_row_by_row_and_the_good_urls_go_through(host
 async def test_endless_bodies_stop_at_the_byte_cap_and_the_time_budget(loopback_http, tmp_path, figures):
     """A stream with no end: the cap ends a fast one, the budget a slow one, each within moments."""
     site = loopback_http
-    fast, slow, headers = (site.route(p, r) for p, r in (("/fast", EndlessBody()), ("/slow", SlowBody(b"\0" * 16, 0.01)),
-                                                          ("/headers", EndlessHeaders(0.01))))  # fmt: skip
+    fast = site.route("/fast", EndlessBody())
+    slow = site.route("/slow", SlowBody(b"\0" * 16, 0.01))
+    headers = site.route("/headers", EndlessHeaders(0.01))
     policy = _policy(site, max_bytes=64 * MiB, total_timeout_s=1.0, read_timeout_s=5.0, max_attempts=1)
     async with Fetcher(policy, tmp_path / "work") as fetcher:
         results = await asyncio.gather(fetcher.fetch(fast), fetcher.fetch(slow), fetcher.fetch(headers))
@@ -207,8 +208,10 @@ async def test_endless_bodies_stop_at_the_byte_cap_and_the_time_budget(loopback_
     for result in (by_time, by_headers):
         assert 1.0 <= result.elapsed_ms / 1000 < 1.0 + 2.0  # the budget, plus scheduling slack
     assert list((tmp_path / "work").iterdir()) == []
-    figures("endless_body_64mib_cap_s", round(by_cap.elapsed_ms / 1000, 2), "s", "endless fast body: time to reach a 64 MiB cap")
-    figures("endless_trickle_1s_budget_s", round(by_time.elapsed_ms / 1000, 2), "s", "endless trickle: give-up time with a 1 s budget")
+    figures("endless_body_64mib_cap_s", round(by_cap.elapsed_ms / 1000, 2), "s",
+            "endless fast body: time to reach a 64 MiB cap")
+    figures("endless_trickle_1s_budget_s", round(by_time.elapsed_ms / 1000, 2), "s",
+            "endless trickle: give-up time with a 1 s budget")
 
 
 async def test_a_body_longer_than_its_content_length_never_becomes_the_next_response(loopback_http, good_png, tmp_path):
@@ -342,4 +345,5 @@ def test_compression_bombs_keep_memory_flat(loopback_http, bombs, good_png, tmp_
     assert not list((tmp_path / "work").glob(f"*{TEMP_SUFFIX}"))
     figures("bomb_peak_rss_growth_mib", round(report["growth"] / MiB, 1), "MiB",
             "3 × 1 GiB compression bombs, 64 MiB cap: peak RSS growth of the acquiring process")  # fmt: skip
-    figures("bomb_time_to_refuse_s", round(report["elapsed"], 2), "s", "3 × 1 GiB bombs: until all three rows were final")
+    figures("bomb_time_to_refuse_s", round(report["elapsed"], 2), "s",
+            "3 × 1 GiB bombs: until all three rows were final")

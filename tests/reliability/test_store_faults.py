@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,8 +33,20 @@ from ai_methods.settings import AISettings
 from resources.fetcher import Fetcher, FetchPolicy
 from resources.media_store import MediaStore
 from tests.reliability.s3_faults import Fault, FlakyStore, S3FaultProxy
-from tests.support.loopback_http import Static
+from tests.support.loopback_http import Request, Route, Static, _Responder
 from tests.support.moto_server import DUMMY_CREDENTIALS, REGION
+
+@dataclass(frozen=True)
+class AfterEvent(Route):
+    """Answers like ``route``, but only once ``event`` is set (at most 10 s later)."""
+
+    route: Route
+    event: threading.Event
+
+    async def respond(self, request: Request, out: _Responder) -> None:
+        await asyncio.to_thread(self.event.wait, 10)
+        await self.route.respond(request, out)
+
 
 SHORT_RETRY = {
     "max_retries": 2,
@@ -82,7 +96,9 @@ def _s3_client(endpoint: str):
                         aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
 
 
-async def test_an_s3_5xx_storm_is_retried_and_every_file_is_stored(aws_env, make_bucket, site, media, tmp_path, figures):
+async def test_an_s3_5xx_storm_is_retried_and_every_file_is_stored(
+    aws_env, make_bucket, site, media, tmp_path, figures
+):
     bucket = make_bucket()
     storm = 6
     with S3FaultProxy(aws_env, lambda method, path, n: Fault(503, "SlowDown") if n <= storm else None) as proxy:
@@ -97,11 +113,15 @@ async def test_an_s3_5xx_storm_is_retried_and_every_file_is_stored(aws_env, make
     for row, (data, _) in zip(rows, media.values()):
         assert hashlib.sha256(await direct.get_bytes(row["storage_key"])).hexdigest() == row["sha256"]
         assert row["sha256"] == hashlib.sha256(data).hexdigest()
-    figures("s3_storm_retries", sum(proxy.faults.values()), "retries", "S3 503 storm: requests obstore retried, all files stored")
-    figures("s3_storm_elapsed_s", round(elapsed, 2), "s", "S3 503 storm: acquisition of 4 files, default obstore retries")
+    figures("s3_storm_retries", sum(proxy.faults.values()), "retries",
+            "S3 503 storm: requests obstore retried, all files stored")
+    figures("s3_storm_elapsed_s", round(elapsed, 2), "s",
+            "S3 503 storm: acquisition of 4 files, default obstore retries")
 
 
-async def test_s3_that_keeps_failing_ends_each_item_as_store_error(aws_env, make_bucket, site, media, tmp_path, figures):
+async def test_s3_that_keeps_failing_ends_each_item_as_store_error(
+    aws_env, make_bucket, site, media, tmp_path, figures
+):
     bucket = make_bucket()
     with S3FaultProxy(aws_env, lambda method, path, n: Fault(503, "SlowDown") if method == "PUT" else None) as proxy:
         store = _s3(bucket, proxy.url)
@@ -116,8 +136,10 @@ async def test_s3_that_keeps_failing_ends_each_item_as_store_error(aws_env, make
     assert proxy.faults["PUT"] == len(media) * (1 + SHORT_RETRY["max_retries"])  # every try of every item
     assert all(site.hits[p] == 1 for p in media), "a store failure is not a reason to download again"
     assert list((tmp_path / "work").iterdir()) == []
-    figures("s3_down_retries_per_item", 1 + SHORT_RETRY["max_retries"], "tries", "S3 down: PUT tries per item before store_error (test budget)")
-    figures("s3_down_elapsed_s", round(elapsed, 2), "s", "S3 down: acquisition of 4 files ending as store_error (test budget)")
+    figures("s3_down_retries_per_item", 1 + SHORT_RETRY["max_retries"], "tries",
+            "S3 down: PUT tries per item before store_error (test budget)")
+    figures("s3_down_elapsed_s", round(elapsed, 2), "s",
+            "S3 down: acquisition of 4 files ending as store_error (test budget)")
 
 
 async def test_a_stalled_s3_times_out_into_store_error(aws_env, make_bucket, site, media, tmp_path, figures):
@@ -132,15 +154,19 @@ async def test_a_stalled_s3_times_out_into_store_error(aws_env, make_bucket, sit
     assert all("timed out" in r["detail"].lower() or "timeout" in r["detail"].lower() for r in rows), rows[0]["detail"]
     # A PUT is idempotent on S3, and obstore retries its timeouts like any other transient failure.
     assert proxy.faults["PUT"] == len(media) * (1 + SHORT_RETRY["max_retries"])
-    figures("s3_stall_elapsed_s", round(elapsed, 2), "s", "S3 stalls every PUT, 0.5 s request timeout: until all rows were final")
+    figures("s3_stall_elapsed_s", round(elapsed, 2), "s",
+            "S3 stalls every PUT, 0.5 s request timeout: until all rows were final")
 
 
-async def test_the_bucket_removed_mid_run_fails_the_later_items_only(aws_env, make_bucket, loopback_http, media, tmp_path):
+async def test_the_bucket_removed_mid_run_fails_the_later_items_only(
+    aws_env, make_bucket, loopback_http, media, tmp_path
+):
     site = loopback_http
     paths = list(media)
-    for i, path in enumerate(paths):  # later URLs answer later, so the removal falls between them
+    removal = threading.Event()
+    for i, path in enumerate(paths):  # the later URLs answer only once the bucket is gone
         data, kind = media[path]
-        site.route(path, Static(data, kind, delay_s=0.0 if i == 0 else 0.5))
+        site.route(path, Static(data, kind) if i == 0 else AfterEvent(Static(data, kind), removal))
     bucket = make_bucket()
     store = MediaStore.from_url(f"s3://{bucket}/brand")
     client = _s3_client(aws_env)
@@ -152,8 +178,10 @@ async def test_the_bucket_removed_mid_run_fails_the_later_items_only(aws_env, ma
                 client.delete_object(Bucket=bucket, Key=item["Key"])
             client.delete_bucket(Bucket=bucket)
             removed.append(row["url"])
+            removal.set()
 
-    rows = await _acquire([site.url(p) for p in paths], store, tmp_path / "work", site, remove_bucket_after_the_first_row)
+    urls = [site.url(p) for p in paths]
+    rows = await _acquire(urls, store, tmp_path / "work", site, remove_bucket_after_the_first_row)
 
     assert rows[0]["status"] == "ok" and removed == [rows[0]["url"]]
     for row in rows[1:]:
@@ -188,15 +216,18 @@ async def test_s3_failing_during_analysis_fails_that_item_alone(site, media, tmp
 
     async def analyse(with_store):
         async with MethodRunner(settings, fake=FakeProvider(), cache=None) as runner:
-            items, _ = await analyse_brand(rows, runner=runner, store=with_store, cache_dir=tmp_path / "media-cache",
-                                           journal_dir=tmp_path / "journals", config=AnalysisConfig(frame_count=3))  # fmt: skip
+            items, _ = await analyse_brand(
+                rows, runner=runner, store=with_store, cache_dir=tmp_path / "media-cache",
+                journal_dir=tmp_path / "journals", config=AnalysisConfig(frame_count=3),
+            )
             return items
 
     items = await analyse(FlakyStore(store, get_to_file=1))
     assert sorted(i.status for i in items) == ["analysed"] * 3 + ["failed"]
     failed = next(i for i in items if i.status == "failed")
-    assert failed.failures == [{"method": "-", "step": "load", "cause": "StoreError", "detail": failed.failures[0]["detail"]}]
-    assert "injected outage" in failed.failures[0]["detail"]
+    [failure] = failed.failures
+    assert (failure["method"], failure["step"], failure["cause"]) == ("-", "load", "StoreError")
+    assert "injected outage" in failure["detail"]
 
     again = await analyse(store)
     assert [i.status for i in again] == ["analysed"] * 4
