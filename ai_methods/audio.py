@@ -19,6 +19,10 @@ if TYPE_CHECKING:  # pragma: no cover
 SAMPLE_RATE = 16_000
 
 
+# Only local files: a crafted playlist must not make FFmpeg fetch anything.
+LOCAL_ONLY = {"protocol_whitelist": "file"}
+
+
 def _open(source: bytes | Path) -> BinaryIO | str:
     return io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)
 
@@ -28,7 +32,7 @@ def probe_audio(source: bytes | Path, label: str) -> float | None:
     import av
 
     try:
-        with av.open(_open(source), mode="r") as container:
+        with av.open(_open(source), mode="r", options=LOCAL_ONLY) as container:
             if not container.streams.audio:
                 raise InvalidInputError(f"{label}: the media has no audio stream")
             stream = container.streams.audio[0]
@@ -51,7 +55,7 @@ def decode_pcm16k(source: bytes | Path, label: str = "audio") -> "np.ndarray":
     resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     chunks: list[np.ndarray] = []
     try:
-        with av.open(_open(source), mode="r") as container:
+        with av.open(_open(source), mode="r", options=LOCAL_ONLY) as container:
             if not container.streams.audio:
                 raise InvalidInputError(f"{label}: the media has no audio stream")
             for frame in container.decode(audio=0):

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from ai_methods.audio import LOCAL_ONLY
 from ai_methods.errors import InvalidInputError
 from ai_methods.inputs import AUDIO, FRAMES, IMAGE, RESULTS, TEXT
 from ai_methods.method import AIMethod
@@ -46,7 +47,7 @@ def _media_streams(path: Path) -> tuple[bool, bool]:
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), options=LOCAL_ONLY) as container:
             return bool(container.streams.audio), bool(container.streams.video)
     except (av.FFmpegError, OSError, ValueError):
         return False, False
@@ -57,7 +58,7 @@ def _video_frames(path: Path, count: int = VIDEO_FRAMES) -> list[bytes]:
     import av
 
     frames: list[bytes] = []
-    with av.open(str(path)) as container:
+    with av.open(str(path), options=LOCAL_ONLY) as container:
         stream = container.streams.video[0]
         duration = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
         for i in range(count):

@@ -82,36 +82,43 @@ def publish_brand(
     ensure_schema(conn)
     result = commit_brand(conn, catalog, force=force)
     committed_at = time.perf_counter()
-    registered = {s.space: s for s in committed_spaces(conn, catalog.brand)}
-    conn.rollback()  # end the read's implicit transaction
-    written: dict[str, dict[str, Any]] = {}
-    for space, key in result.index_keys.items():
-        entry = registered.get(space)
-        if entry is None or entry.version != result.version:
-            continue  # a newer commit of the brand replaced this one meanwhile; its publisher writes its files
-        if not result.changed and entry.written and files.exists(key):
-            continue
-        positions, matrix = catalog.space_vectors(space)
-        index = build_index(matrix, result.vector_ids[positions], files.config)
-        size = files.write(key, index)
-        try:
-            mark_index_written(conn, catalog.brand, space, result.version, index_kind(index))
-        except psycopg.Error as exc:
-            raise IndexWriteError(f"the index {key!r} was written but could not be registered: {exc}") from exc
-        written[space] = {"key": key, "kind": index_kind(index), "vectors": int(index.ntotal), "bytes": size}
-    previous = result.previous
-    touched = set(result.index_keys) | {s.space for s in (previous.spaces if previous else ())}
-    global_versions: dict[str, int | None] = {}
-    if build_global:
-        for space in sorted(touched):
-            # Also when nothing changed here: a global build that failed last time is redone.
-            if result.changed or space in written or not _global_holds(conn, space, catalog.brand, result.version):
-                global_versions[space] = rebuild_global_index(conn, files, space)
-    pruned = []
-    if result.changed:
-        keep = {result.version} | ({previous.index_version} if previous else set())
-        for space in sorted(touched):
-            pruned += files.prune(brand_index_prefix(space), catalog.brand, keep)
+    try:
+        registered = {s.space: s for s in committed_spaces(conn, catalog.brand)}
+        conn.rollback()  # end the read's implicit transaction
+        written: dict[str, dict[str, Any]] = {}
+        for space, key in result.index_keys.items():
+            entry = registered.get(space)
+            if entry is None or entry.version != result.version:
+                continue  # a newer commit of the brand replaced this one meanwhile; its publisher writes its files
+            if not result.changed and entry.written and files.exists(key):
+                continue
+            positions, matrix = catalog.space_vectors(space)
+            index = build_index(matrix, result.vector_ids[positions], files.config)
+            size = files.write(key, index)
+            try:
+                mark_index_written(conn, catalog.brand, space, result.version, index_kind(index))
+            except psycopg.Error as exc:
+                raise IndexWriteError(f"the index {key!r} was written but could not be registered: {exc}") from exc
+            written[space] = {"key": key, "kind": index_kind(index), "vectors": int(index.ntotal), "bytes": size}
+        previous = result.previous
+        touched = set(result.index_keys) | {s.space for s in (previous.spaces if previous else ())}
+        global_versions: dict[str, int | None] = {}
+        if build_global:
+            for space in sorted(touched):
+                # Also when nothing changed here: a global build that failed last time is redone.
+                if result.changed or space in written or not _global_holds(conn, space, catalog.brand, result.version):
+                    global_versions[space] = rebuild_global_index(conn, files, space)
+        pruned = []
+        if result.changed:
+            keep = {result.version} | ({previous.index_version} if previous else set())
+            for space in sorted(touched):
+                pruned += files.prune(brand_index_prefix(space), catalog.brand, keep)
+    except psycopg.Error as exc:
+        # The commit stands; only the indexes are behind. Say so in the promised error type.
+        raise IndexWriteError(
+            f"brand {catalog.brand!r} was committed (version {result.version}) but its indexes could not be "
+            f"written: {exc}; re-run the brand to write them"
+        ) from exc
     return PublishResult(
         commit=result,
         indexes_written=written,
