@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from ai_methods.settings import env_number
+
 DEFAULT_MAX_CONCURRENCY = 32
 DEFAULT_MAX_PER_HOST = 8
 DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
@@ -33,29 +35,17 @@ class SettingsError(ValueError):
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={value} must be at least {minimum}")
-    return value
+    value = env_number(env, name, int, minimum, error=SettingsError)
+    return default if value is None else int(value)
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
+    value = env_number(env, name, float, error=SettingsError)
+    if value is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
     if value <= 0:
         raise SettingsError(f"{name}={value} must be positive")
-    return value
+    return float(value)
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:

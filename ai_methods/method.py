@@ -257,10 +257,8 @@ class AIMethod(ABC):
             data = raw.model_dump() if isinstance(raw, BaseModel) else raw
             return schema.model_validate(data).model_dump(mode="json")
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "(root)"
             raise BadResponseError(
-                f"{self.name}: output does not match its schema at {where}: {first.get('msg')} ({exc.error_count()} error(s))"
+                f"{self.name}: output does not match its schema {first_schema_error(exc)} ({exc.error_count()} error(s))"
             ) from exc
 
     def describe(self) -> dict[str, Any]:
@@ -309,3 +307,10 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
         return node
 
     return walk(schema)
+
+
+def first_schema_error(exc: ValidationError) -> str:
+    """Where and why ``exc`` first failed, as ``at <field path>: <message>`` (``(root)`` for the whole object)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "(root)"
+    return f"at {where}: {first.get('msg')}"

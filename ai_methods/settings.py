@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from ai_methods.errors import ConfigurationError
 
@@ -40,16 +40,28 @@ def _suffix(name: str) -> str:
     return name.upper().replace("-", "_")
 
 
-def _number(env: Mapping[str, str], name: str, kind: type, minimum: float) -> float | int | None:
+def env_number(
+    env: Mapping[str, str],
+    name: str,
+    kind: type,
+    minimum: float | None = None,
+    *,
+    error: Callable[[str], Exception] = ConfigurationError,
+) -> float | int | None:
+    """``env[name]`` as ``kind`` (``int`` or ``float``), or ``None`` when unset or blank.
+
+    A value that is not a ``kind``, or is below ``minimum``, raises ``error``
+    (``ConfigurationError`` unless the caller has its own) naming the variable and the value.
+    """
     raw = env.get(name, "").strip()
     if not raw:
         return None
     try:
         value = kind(raw)
     except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a{'n integer' if kind is int else ' number'}") from None
-    if value < minimum:
-        raise ConfigurationError(f"{name}={value} must be at least {minimum}")
+        raise error(f"{name}={raw!r} is not a{'n integer' if kind is int else ' number'}") from None
+    if minimum is not None and value < minimum:
+        raise error(f"{name}={value} must be at least {minimum}")
     return value
 
 
@@ -100,17 +112,17 @@ class AISettings:
         rates: dict[str, float] = {}
         for provider in BUILTIN_PROVIDERS:
             sfx = _suffix(provider)
-            t = _number(env, f"AD_ASSETS_AI_TIMEOUT_S_{sfx}", float, 0.001) or _number(
+            t = env_number(env, f"AD_ASSETS_AI_TIMEOUT_S_{sfx}", float, 0.001) or env_number(
                 env, "AD_ASSETS_AI_TIMEOUT_S", float, 0.001
             )
             if t is not None:
                 timeouts[provider] = float(t)
-            c = _number(env, f"AD_ASSETS_AI_CONCURRENCY_{sfx}", int, 1) or _number(
+            c = env_number(env, f"AD_ASSETS_AI_CONCURRENCY_{sfx}", int, 1) or env_number(
                 env, "AD_ASSETS_AI_CONCURRENCY", int, 1
             )
             if c is not None:
                 concurrency[provider] = int(c)
-            r = _number(env, f"AD_ASSETS_AI_RATE_{sfx}", float, 0.001) or _number(
+            r = env_number(env, f"AD_ASSETS_AI_RATE_{sfx}", float, 0.001) or env_number(
                 env, "AD_ASSETS_AI_RATE", float, 0.001
             )
             if r is not None:
@@ -125,9 +137,9 @@ class AISettings:
             timeouts_s=timeouts,
             concurrency=concurrency,
             rates=rates,
-            max_attempts=int(_default(_number(env, "AD_ASSETS_AI_MAX_ATTEMPTS", int, 1), 4)),
-            backoff_base_s=float(_default(_number(env, "AD_ASSETS_AI_BACKOFF_BASE_S", float, 0.0), 0.5)),
-            backoff_max_s=float(_default(_number(env, "AD_ASSETS_AI_BACKOFF_MAX_S", float, 0.0), 20.0)),
+            max_attempts=int(_default(env_number(env, "AD_ASSETS_AI_MAX_ATTEMPTS", int, 1), 4)),
+            backoff_base_s=float(_default(env_number(env, "AD_ASSETS_AI_BACKOFF_BASE_S", float, 0.0), 0.5)),
+            backoff_max_s=float(_default(env_number(env, "AD_ASSETS_AI_BACKOFF_MAX_S", float, 0.0), 20.0)),
             env=env,
         )
 

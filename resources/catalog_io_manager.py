@@ -16,19 +16,19 @@ from pathlib import Path
 
 import dagster as dg
 import psycopg
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from resources.brand_catalog import BrandCatalog
 from resources.catalog_db import CommittedBrand, committed_brand
 from resources.catalog_errors import NothingCommittedError
 from resources.catalog_publish import publish_brand
 from resources.catalog_schema import ensure_schema
-from resources.media_store import MediaStore
+from resources.dagster_resources import MediaStoreLocation
 from resources.postgres import connect, resolve_database_url
 from resources.vector_index import IndexConfig, IndexFiles
 
 
-class CatalogIOManager(dg.ConfigurableIOManager):
+class CatalogIOManager(dg.ConfigurableIOManager, MediaStoreLocation):
     """Commits each brand's ``BrandCatalog`` to Postgres, then writes its FAISS indexes to the media store.
 
     The database is ``database_url``, else the embedded PostgreSQL under
@@ -37,11 +37,8 @@ class CatalogIOManager(dg.ConfigurableIOManager):
     like ``ParquetIOManager``: build it from the same ``Settings``.
     """
 
-    storage_url: str
     data_dir: str
     database_url: str | None = None
-    aws_endpoint_url: str | None = None
-    aws_region: str | None = None
     exact_max_vectors: int = Field(
         50_000, ge=0, description="Indexes with at most this many vectors are exact (IndexFlatIP); larger ones HNSW."
     )
@@ -52,19 +49,13 @@ class CatalogIOManager(dg.ConfigurableIOManager):
     )
     build_global_index: bool = Field(True, description="Rebuild each touched space's cross-brand index after a commit.")
 
-    _store: MediaStore | None = PrivateAttr(default=None)
-
     def index_config(self) -> IndexConfig:
         """The FAISS settings as the pure code takes them."""
         return IndexConfig(self.exact_max_vectors, self.hnsw_m, self.hnsw_ef_construction, self.hnsw_ef_search)
 
     def index_files(self) -> IndexFiles:
         """The index files in the media store."""
-        if self._store is None:
-            self._store = MediaStore.from_url(
-                self.storage_url, aws_endpoint_url=self.aws_endpoint_url, aws_region=self.aws_region
-            )
-        return IndexFiles(self._store, self.index_config())
+        return IndexFiles(self.store(), self.index_config())
 
     def connect(self) -> psycopg.Connection:
         """A connection to the catalog database (starts the embedded server when no URL is set)."""

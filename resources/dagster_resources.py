@@ -18,8 +18,12 @@ from resources.media_store import MediaStore
 from resources.postgres import connect, resolve_database_url
 
 
-class MediaStoreResource(dg.ConfigurableResource):
-    """The content-addressed media store: a local directory or ``s3://bucket/prefix``."""
+class MediaStoreLocation(dg.Config):
+    """Where the media store is, and the store opened from it.
+
+    A base of every resource and IO manager that reads or writes the store, so
+    all of them take the same fields and open the store the same way.
+    """
 
     storage_url: str
     aws_endpoint_url: str | None = None
@@ -28,12 +32,16 @@ class MediaStoreResource(dg.ConfigurableResource):
     _store: MediaStore | None = PrivateAttr(default=None)
 
     def store(self) -> MediaStore:
-        """The :class:`MediaStore` (opened once per resource instance)."""
+        """The :class:`MediaStore` (opened once per instance)."""
         if self._store is None:
             self._store = MediaStore.from_url(
                 self.storage_url, aws_endpoint_url=self.aws_endpoint_url, aws_region=self.aws_region
             )
         return self._store
+
+
+class MediaStoreResource(dg.ConfigurableResource, MediaStoreLocation):
+    """The content-addressed media store: a local directory or ``s3://bucket/prefix``."""
 
 
 class PostgresResource(dg.ConfigurableResource):

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import PrivateAttr
 
-from resources.media_store import MediaStore, StoreNotFoundError
+from resources.dagster_resources import MediaStoreLocation
+from resources.media_store import StoreNotFoundError
 
 UNPARTITIONED = "__all__"
 # Parquet schema metadata key listing the columns stored as JSON text.
@@ -103,7 +103,7 @@ def _segment(partition_key: str) -> str:
     return quote(partition_key, safe="-_.~@+=")
 
 
-class ParquetIOManager(dg.ConfigurableIOManager):
+class ParquetIOManager(dg.ConfigurableIOManager, MediaStoreLocation):
     """Stores each asset partition's DataFrame as one Parquet file in the media store.
 
     Path: ``<prefix>/<asset key path>/<partition key>.parquet`` (unpartitioned
@@ -128,20 +128,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     ``dict`` of partition key to DataFrame, as Dagster's own path IO managers do.
     """
 
-    storage_url: str
-    aws_endpoint_url: str | None = None
-    aws_region: str | None = None
     prefix: str = "intermediates"
-
-    _store: MediaStore | None = PrivateAttr(default=None)
-
-    def store(self) -> MediaStore:
-        """The media store the files live in (opened once per IO manager)."""
-        if self._store is None:
-            self._store = MediaStore.from_url(
-                self.storage_url, aws_endpoint_url=self.aws_endpoint_url, aws_region=self.aws_region
-            )
-        return self._store
 
     def _key(self, path: list[str], partition_key: str | None) -> str:
         name = UNPARTITIONED if partition_key is None else _segment(partition_key)

@@ -58,8 +58,9 @@ class S3ObjectReader:
 
     @staticmethod
     def _make_client(endpoint_url: str | None, region: str | None) -> Any:
-        import boto3
         from botocore.config import Config
+
+        from resources.aws_clients import boto3_client
 
         addressing = {"addressing_style": "path"} if endpoint_url else {}
         config = Config(
@@ -68,13 +69,8 @@ class S3ObjectReader:
             retries={"max_attempts": 3, "mode": "standard"},
             s3=addressing or None,
         )
-        kwargs: dict[str, Any] = {"config": config}
-        if endpoint_url:
-            kwargs["endpoint_url"] = endpoint_url
-        if region:
-            kwargs["region_name"] = region
         try:
-            return boto3.client("s3", **kwargs)
+            return boto3_client("s3", config, endpoint_url=endpoint_url, region=region)
         except Exception as exc:
             raise ObjectUnavailableError(f"cannot create an S3 client: {exc}") from exc
 

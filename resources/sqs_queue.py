@@ -268,21 +268,17 @@ class SqsQueue(MessageQueue):
 
 def make_sqs_client(*, endpoint_url: str | None = None, region: str | None = None) -> Any:
     """A boto3 SQS client with short connect timeouts and boto3's standard retries."""
-    import boto3
     from botocore.config import Config
+
+    from resources.aws_clients import boto3_client
 
     config = Config(
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=20 + READ_TIMEOUT_MARGIN_S,  # longest long poll plus a margin
         retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
     )
-    kwargs: dict[str, Any] = {"config": config}
-    if endpoint_url:
-        kwargs["endpoint_url"] = endpoint_url
-    if region:
-        kwargs["region_name"] = region
     try:
-        return boto3.client("sqs", **kwargs)
+        return boto3_client("sqs", config, endpoint_url=endpoint_url, region=region)
     except Exception as exc:  # NoRegionError and friends: a configuration problem, said plainly
         raise QueueUnavailableError(
             f"cannot create an SQS client ({exc}); set AWS_REGION or use an AWS queue URL"

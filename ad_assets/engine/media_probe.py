@@ -10,17 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ad_assets.engine.media_errors import MediaError
+
 DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MAX_DURATION_S = 3 * 60 * 60.0
 
 
-class MediaProbeError(Exception):
+class MediaProbeError(MediaError):
     """A file that looked like media could not be measured; ``cause`` is a short code."""
-
-    def __init__(self, cause: str, detail: str) -> None:
-        super().__init__(detail)
-        self.cause = cause
-        self.detail = detail
 
 
 @dataclass(frozen=True)

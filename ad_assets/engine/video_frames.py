@@ -18,19 +18,16 @@ from typing import Iterator
 
 import numpy as np
 
+from ad_assets.engine.media_errors import MediaError
+
 DEFAULT_FRAME_COUNT = 45
 DEFAULT_MAX_SIDE = 1024
 JPEG_QUALITY = 88
 _OPEN_OPTIONS = {"protocol_whitelist": "file"}
 
 
-class VideoDecodeError(Exception):
+class VideoDecodeError(MediaError):
     """The video or its audio could not be decoded; ``cause`` is a short code."""
-
-    def __init__(self, cause: str, detail: str) -> None:
-        super().__init__(detail)
-        self.cause = cause
-        self.detail = detail
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ai_methods.errors import BadResponseError
-from ai_methods.method import CallContext, inline_refs
+from ai_methods.method import CallContext, first_schema_error, inline_refs
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,8 +38,6 @@ async def ask_json(
     try:
         return draft.model_validate(reply.data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "(root)"
         raise BadResponseError(
-            f"{ctx.method} on {ctx.provider}: the model's JSON does not match the schema at {where}: {first.get('msg')}"
+            f"{ctx.method} on {ctx.provider}: the model's JSON does not match the schema {first_schema_error(exc)}"
         ) from exc

@@ -50,11 +50,15 @@ def __getattr__(name: str) -> Any:
 
 
 def _runner(tmp_path: Any, provider: str, **backends: Any) -> Any:
+    """Yields a ``MethodRunner`` on ``provider`` caching under ``tmp_path``, then closes its cache."""
     from ai_methods.calls import MethodRunner
     from ai_methods.settings import AISettings
 
     settings = AISettings(default_provider=provider, cache_dir=tmp_path / "ai-cache")
-    return MethodRunner(settings, **backends)
+    runner = MethodRunner(settings, **backends)
+    yield runner
+    if runner.cache is not None:
+        runner.cache.close()
 
 
 @pytest.fixture
@@ -68,10 +72,7 @@ def fake_provider() -> Any:
 @pytest.fixture
 def method_runner(tmp_path: Any, fake_provider: Any) -> Any:
     """A ``MethodRunner`` whose default provider is ``fake``, caching under ``tmp_path``."""
-    runner = _runner(tmp_path, "fake", fake=fake_provider)
-    yield runner
-    if runner.cache is not None:
-        runner.cache.close()
+    yield from _runner(tmp_path, "fake", fake=fake_provider)
 
 
 @pytest.fixture(scope="session")
@@ -85,10 +86,7 @@ def local_provider() -> Any:
 @pytest.fixture
 def local_runner(tmp_path: Any, local_provider: Any) -> Any:
     """A ``MethodRunner`` whose default provider is ``local``, caching under ``tmp_path``."""
-    runner = _runner(tmp_path, "local", local=local_provider)
-    yield runner
-    if runner.cache is not None:
-        runner.cache.close()
+    yield from _runner(tmp_path, "local", local=local_provider)
 
 
 @pytest.fixture

@@ -1,10 +1,11 @@
-"""Shared fixtures for the ``ad_assets`` tests: sample media and a served sample site."""
+"""Shared fixtures for the ``ad_assets`` tests: sample media, a served sample site and an empty media store."""
 
 from __future__ import annotations
 
 import pytest
 
 from ad_assets.demo.samples import Scene, encode_image, render_ad_image, render_ad_video
+from resources.media_store import MediaStore
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +21,9 @@ def sample_jpeg() -> bytes:
 @pytest.fixture(scope="session")
 def sample_mp4() -> bytes:
     return render_ad_video([Scene(("HELLO",), (200, 200, 200), 1.0), Scene(("WORLD",), (20, 20, 20), 1.0)])
+
+
+@pytest.fixture
+def store(tmp_path) -> MediaStore:
+    """An empty media store in a local directory under ``tmp_path``."""
+    return MediaStore.from_url(str(tmp_path / "store"))

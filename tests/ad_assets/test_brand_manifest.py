@@ -5,12 +5,6 @@ import pytest
 
 from ad_assets.brand_manifest import load_manifest, register_brand
 from ad_assets.brand_requests import InvalidBrandError, NoUsableUrlsError
-from resources.media_store import MediaStore
-
-
-@pytest.fixture
-def store(tmp_path):
-    return MediaStore.from_url(str(tmp_path / "store"))
 
 
 def test_register_then_add_more(store):

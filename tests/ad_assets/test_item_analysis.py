@@ -57,11 +57,6 @@ def silent_mp4() -> bytes:
     return render_ad_video([Scene(("FOUR",), (20, 140, 60), 1.0), Scene(("FIVE",), (240, 200, 0), 1.0)], audio_wav=None)
 
 
-@pytest.fixture
-def store(tmp_path) -> MediaStore:
-    return MediaStore.from_url(str(tmp_path / "store"))
-
-
 def runner_for(tmp_path: Path, fake: FakeProvider | None = None, *, cache: bool = True, log: CallLog | None = None,
                **providers: str) -> MethodRunner:  # fmt: skip
     """A runner on the fake provider (``providers`` overrides per method, e.g. ``embed_image="local"``)."""

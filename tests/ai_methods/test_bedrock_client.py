@@ -13,16 +13,13 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import socket
 import threading
-import wave
 from typing import Any
 
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
-from PIL import Image
 
 from ai_methods.errors import (
     BadResponseError,
@@ -36,6 +33,7 @@ from ai_methods.errors import (
 from ai_methods.providers.bedrock import BedrockClient, parse_transcribe_words
 from ai_methods.providers.payloads import schema_instructions
 from ai_methods.providers.provider_settings import DEFAULT_BEDROCK_CHAT_MODEL, BedrockSettings
+from tests.ai_methods.conftest import silent_wav, tiny_png
 from tests.ai_methods.fake_servers import (
     FakeBedrockServer,
     ReceivedRequest,
@@ -53,32 +51,7 @@ CAPTION_SCHEMA = {
 }
 CREDS = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
-
-@pytest.fixture(autouse=True)
-def isolated_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    """Hide the developer's AWS setup: no env keys, empty config files, no instance metadata."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws_config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws_credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
-def png_bytes() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (4, 4), (200, 120, 40)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def wav_bytes(seconds: float = 1.5, rate: int = 16000) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(b"\x00\x00" * int(seconds * rate))
-    return buffer.getvalue()
+pytestmark = pytest.mark.usefixtures("isolated_aws")
 
 
 def streaming(body: dict[str, Any] | bytes) -> StreamingBody:
@@ -203,7 +176,7 @@ async def ask(client: BedrockClient, image: bytes, max_tokens: int = 512) -> Any
 
 
 async def test_chat_json_sends_a_valid_converse_request_and_parses_the_reply() -> None:
-    client, image = client_from(), png_bytes()
+    client, image = client_from(), tiny_png()
     recorded = load_recording("bedrock_converse_caption")
     with Stubber(client.runtime_client) as stub:
         stub.add_response("converse", recorded, converse_request(image, "Caption this ad."))
@@ -217,7 +190,7 @@ async def test_chat_json_sends_a_valid_converse_request_and_parses_the_reply() -
 
 
 async def test_chat_json_extracts_json_from_a_fenced_answer() -> None:
-    client, image = client_from(), png_bytes()
+    client, image = client_from(), tiny_png()
     with Stubber(client.runtime_client) as stub:
         stub.add_response("converse", load_recording("bedrock_converse_fenced"), converse_request(image, "Caption this ad."))
         reply = await ask(client, image)
@@ -225,7 +198,7 @@ async def test_chat_json_extracts_json_from_a_fenced_answer() -> None:
 
 
 async def test_chat_json_ignores_reasoning_blocks_before_the_answer() -> None:
-    client, image = client_from(), png_bytes()
+    client, image = client_from(), tiny_png()
     recorded = load_recording("bedrock_converse_caption")
     recorded["output"]["message"]["content"].insert(
         0, {"reasoningContent": {"reasoningText": {"text": "The image shows a cafe {maybe}.", "signature": "sig"}}}
@@ -245,7 +218,7 @@ async def test_chat_json_ignores_reasoning_blocks_before_the_answer() -> None:
     ],
 )
 async def test_chat_json_unusable_answers_are_bad_responses(text: str, stop_reason: str, message: str) -> None:
-    client, image = client_from(), png_bytes()
+    client, image = client_from(), tiny_png()
     recorded = load_recording("bedrock_converse_caption")
     recorded["output"]["message"]["content"] = [{"text": text}]
     recorded["stopReason"] = stop_reason
@@ -279,7 +252,7 @@ async def test_chat_json_refuses_an_unknown_image_type_before_calling() -> None:
     ],
 )
 async def test_converse_errors_map_to_typed_errors(code: str, status: int, message: str, expected: type) -> None:
-    client, image = client_from(), png_bytes()
+    client, image = client_from(), tiny_png()
     with Stubber(client.runtime_client) as stub:
         stub.add_client_error("converse", service_error_code=code, service_message=message, http_status_code=status)
         with pytest.raises(expected) as caught:
@@ -288,7 +261,7 @@ async def test_converse_errors_map_to_typed_errors(code: str, status: int, messa
 
 
 async def test_a_model_id_that_needs_an_inference_profile_points_at_the_setting() -> None:
-    client, image = client_from(), png_bytes()
+    client, image = client_from(), tiny_png()
     with Stubber(client.runtime_client) as stub:
         stub.add_client_error(
             "converse",
@@ -309,7 +282,7 @@ def invoke_request(model: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_embed_image_sends_the_titan_body_and_reads_the_vector() -> None:
-    client, image = client_from(), png_bytes()
+    client, image = client_from(), tiny_png()
     recorded = load_recording("bedrock_titan_embed_image")
     body = {"inputImage": base64.b64encode(image).decode(), "embeddingConfig": {"outputEmbeddingLength": 1024}}
     with Stubber(client.runtime_client) as stub:
@@ -414,7 +387,7 @@ async def test_titan_batch_over_http_keeps_order_and_bounds_concurrency(bedrock_
 
 
 async def test_converse_over_http_sends_the_image_and_schema(bedrock_server: FakeBedrockServer) -> None:
-    client, image = http_client(bedrock_server), png_bytes()
+    client, image = http_client(bedrock_server), tiny_png()
     reply = await ask(client, image)
     (request,) = bedrock_server.requests
     sent = request.json()
@@ -505,7 +478,7 @@ def stub_cleanup(s3: Stubber, bucket: str) -> None:
 
 async def test_transcribe_uploads_runs_a_job_polls_and_reads_the_transcript() -> None:
     client = client_from(AD_ASSETS_TRANSCRIBE_BUCKET="ads-audio", AD_ASSETS_TRANSCRIBE_POLL_S="0")
-    audio = wav_bytes(1.5)
+    audio = silent_wav(1.5)
     transcript = json.dumps(load_recording("bedrock_transcribe_transcript")).encode()
     log = CallLog(client.s3_client, client.transcribe_client)
     with Stubber(client.s3_client) as s3, Stubber(client.transcribe_client) as transcribe:
@@ -549,7 +522,7 @@ async def test_transcribe_uploads_runs_a_job_polls_and_reads_the_transcript() ->
 
 async def test_transcribe_without_a_language_asks_transcribe_to_identify_it() -> None:
     client = client_from(AD_ASSETS_TRANSCRIBE_BUCKET="ads-audio", AD_ASSETS_TRANSCRIBE_POLL_S="0")
-    audio = wav_bytes(0.5)
+    audio = silent_wav(0.5)
     transcript = json.dumps(load_recording("bedrock_transcribe_transcript")).encode()
     log = CallLog(client.transcribe_client)
     with Stubber(client.s3_client) as s3, Stubber(client.transcribe_client) as transcribe:
@@ -566,7 +539,7 @@ async def test_transcribe_without_a_language_asks_transcribe_to_identify_it() ->
 
 async def test_a_failed_job_is_invalid_input_and_still_cleans_up() -> None:
     client = client_from(AD_ASSETS_TRANSCRIBE_BUCKET="ads-audio", AD_ASSETS_TRANSCRIBE_POLL_S="0")
-    audio = wav_bytes(0.5)
+    audio = silent_wav(0.5)
     reason = "The media format provided does not match the detected media format."
     with Stubber(client.s3_client) as s3, Stubber(client.transcribe_client) as transcribe:
         stub_upload(s3, "ads-audio", audio)
@@ -582,7 +555,7 @@ async def test_a_job_that_outlives_the_timeout_is_transient() -> None:
     client = client_from(
         AD_ASSETS_TRANSCRIBE_BUCKET="ads-audio", AD_ASSETS_TRANSCRIBE_POLL_S="0", AD_ASSETS_TRANSCRIBE_TIMEOUT_S="0"
     )
-    audio = wav_bytes(0.5)
+    audio = silent_wav(0.5)
     with Stubber(client.s3_client) as s3, Stubber(client.transcribe_client) as transcribe:
         stub_upload(s3, "ads-audio", audio)
         transcribe.add_response("start_transcription_job", job("IN_PROGRESS"))
@@ -594,7 +567,7 @@ async def test_a_job_that_outlives_the_timeout_is_transient() -> None:
 
 async def test_transcribe_throttling_is_transient() -> None:
     client = client_from(AD_ASSETS_TRANSCRIBE_BUCKET="ads-audio")
-    audio = wav_bytes(0.5)
+    audio = silent_wav(0.5)
     with Stubber(client.s3_client) as s3, Stubber(client.transcribe_client) as transcribe:
         stub_upload(s3, "ads-audio", audio)
         transcribe.add_client_error(
@@ -607,11 +580,11 @@ async def test_transcribe_throttling_is_transient() -> None:
 
 async def test_transcribe_needs_a_bucket_and_a_wav() -> None:
     with pytest.raises(MissingCredentialsError, match="AD_ASSETS_TRANSCRIBE_BUCKET"):
-        await client_from().transcribe(wav_bytes(0.5))
+        await client_from().transcribe(silent_wav(0.5))
     with pytest.raises(InvalidInputError, match="not a WAV"):
         await client_from(AD_ASSETS_TRANSCRIBE_BUCKET="ads-audio").transcribe(b"ID3\x04 an mp3")
     with pytest.raises(InvalidInputError, match="Transcribe locale"):
-        await client_from(AD_ASSETS_TRANSCRIBE_BUCKET="ads-audio").transcribe(wav_bytes(0.5), language="xx")
+        await client_from(AD_ASSETS_TRANSCRIBE_BUCKET="ads-audio").transcribe(silent_wav(0.5), language="xx")
 
 
 def test_settings_are_plain_frozen_data() -> None:

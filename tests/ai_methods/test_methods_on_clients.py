@@ -8,8 +8,6 @@ mismatch (model ids, spaces, usage, reply shapes) shows up here.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from ai_methods import MethodRunner
@@ -21,17 +19,9 @@ from tests.ai_methods.fake_servers import (  # noqa: F401 - fixtures
     openai_server,
 )
 
+pytestmark = pytest.mark.usefixtures("isolated_aws")
+
 AWS = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-@pytest.fixture(autouse=True)
-def _no_host_aws(tmp_path, monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws_config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws_credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 async def test_bedrock_caption_and_shared_embedding_space(tmp_path, bedrock_server: FakeBedrockServer):

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
 import logging
 import math
 import socket
 import traceback
-import wave
 from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 
 from ai_methods.errors import (
     BadResponseError,
@@ -36,6 +33,7 @@ from ai_methods.errors import (
 )
 from ai_methods.providers.openai_compat import OpenAIClient, retry_after_seconds
 from ai_methods.providers.provider_settings import LOCAL_DUMMY_API_KEY, OpenAISettings
+from tests.ai_methods.conftest import silent_wav, tiny_png
 from tests.ai_methods.fake_servers import (
     FakeOpenAIServer,
     ReceivedRequest,
@@ -51,22 +49,6 @@ CAPTION_SCHEMA = {
     "properties": {"caption": {"type": "string"}, "mood": {"type": "string"}},
     "required": ["caption", "mood"],
 }
-
-
-def png_bytes() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (4, 4), (10, 120, 240)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def wav_bytes(seconds: float = 1.0, rate: int = 16000) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(b"\x00\x00" * int(seconds * rate))
-    return buffer.getvalue()
 
 
 def client_for(server: FakeOpenAIServer, **env: str) -> OpenAIClient:
@@ -137,7 +119,7 @@ def test_model_for_names_the_model_of_each_primitive_before_any_call() -> None:
 
 
 async def test_chat_sends_model_schema_and_image_data_url(openai_server: FakeOpenAIServer) -> None:
-    client, image = client_for(openai_server), png_bytes()
+    client, image = client_for(openai_server), tiny_png()
     reply = await ask(client, [image])
     await client.aclose()
 
@@ -257,7 +239,7 @@ async def test_embedding_edge_cases(openai_server: FakeOpenAIServer) -> None:
 
 async def test_image_embeddings_are_unavailable_on_openai(openai_server: FakeOpenAIServer) -> None:
     with pytest.raises(ProviderUnavailableError, match="AD_ASSETS_OPENAI_IMAGE_EMBED_MODEL"):
-        await client_for(openai_server).embed_image([png_bytes()])
+        await client_for(openai_server).embed_image([tiny_png()])
     assert openai_server.requests == []
 
 
@@ -267,7 +249,7 @@ async def test_image_embeddings_through_a_vllm_style_multimodal_embedder(openai_
     openai_server.route("POST", r"/v1/embeddings", Reply(200, one))
     client = client_for(openai_server, AD_ASSETS_OPENAI_IMAGE_EMBED_MODEL="TIGER-Lab/VLM2Vec-Full")
     assert client.embedding_space_image == "openai:TIGER-Lab/VLM2Vec-Full"
-    image = png_bytes()
+    image = tiny_png()
     reply = await client.embed_image([image])
     sent = openai_server.requests[0].json()
     assert sent["model"] == "TIGER-Lab/VLM2Vec-Full"
@@ -281,7 +263,7 @@ async def test_image_embeddings_through_a_vllm_style_multimodal_embedder(openai_
 
 
 async def test_transcription_uploads_multipart_and_parses_words(openai_server: FakeOpenAIServer) -> None:
-    client, audio = client_for(openai_server), wav_bytes(1.0)
+    client, audio = client_for(openai_server), silent_wav(1.0)
     reply = await client.transcribe(audio, language="en-US")
 
     (request,) = openai_server.requests
@@ -307,7 +289,7 @@ async def test_transcription_without_segments_reports_full_confidence(openai_ser
     body = load_recording("openai_transcription_verbose")
     del body["segments"], body["duration"]
     openai_server.route("POST", r"/v1/audio/transcriptions", Reply(200, body))
-    reply = await client_for(openai_server).transcribe(wav_bytes(2.0))
+    reply = await client_for(openai_server).transcribe(silent_wav(2.0))
     assert {w.confidence for w in reply.words} == {1.0}
     assert reply.extra["confidence_source"] == "none"
     assert reply.usage.audio_seconds == pytest.approx(2.0)  # from the WAV header when the server omits duration
@@ -317,7 +299,7 @@ async def test_transcription_without_segments_reports_full_confidence(openai_ser
 async def test_transcription_text_without_word_timestamps_is_a_bad_response(openai_server: FakeOpenAIServer) -> None:
     openai_server.route("POST", r"/v1/audio/transcriptions", Reply(200, {"text": "Fresh coffee."}))
     with pytest.raises(BadResponseError, match="word timestamps"):
-        await client_for(openai_server).transcribe(wav_bytes(0.5))
+        await client_for(openai_server).transcribe(silent_wav(0.5))
 
 
 async def test_transcription_needs_a_wav(openai_server: FakeOpenAIServer) -> None:
@@ -404,7 +386,7 @@ async def test_the_api_key_never_appears_in_errors_or_logs(
     openai_server.route("POST", r"/v1/chat/completions", echo)
     caplog.set_level(logging.DEBUG)
     with pytest.raises(Exception) as caught:
-        await ask(client_for(openai_server), [png_bytes()])
+        await ask(client_for(openai_server), [tiny_png()])
     assert openai_server.requests[0].headers["authorization"] == f"Bearer {API_KEY}"  # it was sent
     rendered = "".join(traceback.format_exception(caught.value)) + repr(caught.value)
     assert API_KEY not in rendered and "Bearer ***" in rendered

@@ -6,6 +6,8 @@ and the assets' ``code_version`` comes from the registered methods' versions.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import EntryPoint
 
 import pytest
@@ -60,15 +62,22 @@ def test_register_a_method_in_process_and_pass_the_contract():
         get_method("shout")
 
 
-def test_a_plugin_entry_point_is_loaded(monkeypatch):
-    ep = EntryPoint("plugin", f"{__name__}:Shout", reg.ENTRY_POINT_GROUP)
-    builtin = EntryPoint("builtin", "ai_methods.builtin:METHODS", reg.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(reg, "entry_points", lambda group: [builtin, ep])
+@contextmanager
+def registry_seeing(monkeypatch: pytest.MonkeyPatch, *points: EntryPoint) -> Iterator[None]:
+    """Inside: the registry finds only ``points``. After: the real entry points again, registry rebuilt."""
+    monkeypatch.setattr(reg, "entry_points", lambda group: list(points))
     try:
-        assert "shout" in reg.registry(refresh=True)
+        yield
     finally:
         monkeypatch.undo()
         reg.registry(refresh=True)
+
+
+def test_a_plugin_entry_point_is_loaded(monkeypatch):
+    ep = EntryPoint("plugin", f"{__name__}:Shout", reg.ENTRY_POINT_GROUP)
+    builtin = EntryPoint("builtin", "ai_methods.builtin:METHODS", reg.ENTRY_POINT_GROUP)
+    with registry_seeing(monkeypatch, builtin, ep):
+        assert "shout" in reg.registry(refresh=True)
     assert "shout" not in reg.registry()
 
 
@@ -82,30 +91,17 @@ DUPLICATES = [OtherCaption()]
 
 
 def test_two_methods_with_one_name_are_refused(monkeypatch):
-    monkeypatch.setattr(
-        reg,
-        "entry_points",
-        lambda group: [
-            EntryPoint("builtin", "ai_methods.builtin:METHODS", group),
-            EntryPoint("dup", f"{__name__}:DUPLICATES", group),
-        ],
-    )
-    try:
+    builtin = EntryPoint("builtin", "ai_methods.builtin:METHODS", reg.ENTRY_POINT_GROUP)
+    dup = EntryPoint("dup", f"{__name__}:DUPLICATES", reg.ENTRY_POINT_GROUP)
+    with registry_seeing(monkeypatch, builtin, dup):
         with pytest.raises(ConfigurationError, match="two methods are named 'caption'"):
             reg.registry(refresh=True)
-    finally:
-        monkeypatch.undo()
-        reg.registry(refresh=True)
 
 
 def test_a_broken_plugin_says_which_one(monkeypatch):
-    monkeypatch.setattr(reg, "entry_points", lambda group: [EntryPoint("broken", "no_such_pkg.methods:METHODS", group)])
-    try:
+    with registry_seeing(monkeypatch, EntryPoint("broken", "no_such_pkg.methods:METHODS", reg.ENTRY_POINT_GROUP)):
         with pytest.raises(ConfigurationError, match="broken = no_such_pkg.methods:METHODS"):
             reg.registry(refresh=True)
-    finally:
-        monkeypatch.undo()
-        reg.registry(refresh=True)
 
 
 def test_code_version_changes_with_a_method_version(monkeypatch):

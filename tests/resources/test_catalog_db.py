@@ -23,13 +23,6 @@ from tests.support.catalog_factory import LEXICAL, VISUAL, sha_of, synthetic_cat
 TABLES = ("brands", *BRAND_TABLES)
 
 
-@pytest.fixture
-def conn(database_url):
-    with connect(database_url) as c:
-        ensure_schema(c)
-        yield c
-
-
 def snapshot(conn: psycopg.Connection, brand: str) -> dict[str, list[tuple]]:
     """Every row of the brand, every table, in a stable order."""
     state = {}

@@ -15,10 +15,8 @@ import pytest
 from resources.catalog_db import committed_brand
 from resources.catalog_errors import CommitError, IndexCorruptError, IndexNotFoundError, IndexWriteError
 from resources.catalog_publish import publish_brand, verify_brand
-from resources.catalog_schema import ensure_schema
 from resources.index_keys import brand_index_key, brand_index_prefix, space_slug
 from resources.media_store import MediaStore
-from resources.postgres import connect
 from resources.vector_index import (
     FLAT,
     HNSW,
@@ -45,13 +43,6 @@ def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture
 def files(tmp_path) -> IndexFiles:
     return IndexFiles(MediaStore.from_url(str(tmp_path / "store")))
-
-
-@pytest.fixture
-def conn(database_url):
-    with connect(database_url) as c:
-        ensure_schema(c)
-        yield c
 
 
 def test_an_exact_index_returns_cosines_under_the_given_ids():
