@@ -25,7 +25,7 @@ class DownloaderResource(dg.ConfigurableResource):
         default_factory=list,
         description="Hosts ('host' or 'host:port') allowed even though they resolve to private addresses.",
     )
-    max_pixels: int = Field(100_000_000, description="Largest image accepted, in pixels.")
+    max_pixels: int = Field(80_000_000, description="Largest image accepted, in pixels (as the AI methods).")
     max_duration_s: float = Field(3 * 3600.0, description="Longest video accepted, in seconds.")
     work_dir: str = Field(description="Directory for bodies in flight.")
 

@@ -10,7 +10,7 @@ from ad_assets.engine.item_analysis import EMBED_IMAGE, EMBED_TEXT, ItemAnalysis
 
 ANALYSIS_COLUMNS = (
     "sha256", "url", "media_type", "storage_key", "status", "frames_sampled", "frames_kept",
-    "units", "transcript", "failures", "methods", "ai_calls", "cache_hits", "cost_usd", "steps_resumed",
+    "units", "transcript", "failures", "notes", "methods", "ai_calls", "cache_hits", "cost_usd", "steps_resumed",
 )  # fmt: skip
 EMBEDDING_COLUMNS = ("sha256", "unit", "frame_index", "t_s", "t_end_s", "kind", "method", "space", "dim", "text", "vector")
 
@@ -52,6 +52,7 @@ def analysis_rows(items: list[ItemAnalysis]) -> list[dict[str, Any]]:
                 "units": [_unit_record(u) for u in item.units],
                 "transcript": item.transcript,
                 "failures": item.failures,
+                "notes": item.notes,
                 "methods": methods,
                 "ai_calls": len(results),
                 "cache_hits": sum(bool(r.get("cached")) for r in results),

@@ -85,6 +85,7 @@ class ItemAnalysis:
     frames_sampled: int = 0
     frames_kept: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     steps_resumed: int = 0
 
     @property
@@ -174,7 +175,7 @@ class BrandAnalyser:
                     item.units.append(await self._image_unit(run, "image", None, None, path.read_bytes()))
                 else:
                     await self._video(run, path, row)
-                await self._keep_journal(journal, item.sha256)
+                await self._keep_journal(journal, item)
             except (StoreError, VideoDecodeError, OSError) as exc:
                 cause = getattr(exc, "cause", type(exc).__name__)
                 item.failures.append({"method": "-", "step": "load", "cause": cause, "detail": str(exc)})
@@ -302,9 +303,15 @@ class BrandAnalyser:
                 await self.store.get_to_file(key, path)
         return ItemJournal(path)
 
-    async def _keep_journal(self, journal: ItemJournal, sha256: str) -> None:
-        if journal.path.exists():
-            await self.store.put_file(journal_store_key(sha256), journal.path, content_type="application/x-ndjson")
+    async def _keep_journal(self, journal: ItemJournal, item: ItemAnalysis) -> None:
+        if not journal.path.exists():
+            return
+        try:
+            await self.store.put_file(journal_store_key(item.sha256), journal.path, content_type="application/x-ndjson")
+        except StoreError as exc:
+            # The item's results are complete: this is a note, not a failure. The local
+            # journal stays, and the next run of any brand holding this item copies it.
+            item.notes.append(f"journal not copied to the store: {exc}")
 
 
 async def _none() -> None:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from ad_assets.engine.media_errors import MediaError
 
-DEFAULT_MAX_PIXELS = 100_000_000
+# No larger than the AI methods accept (ai_methods.images.MAX_IMAGE_PIXELS): an image no method
+# can read is refused at acquisition, with its cause, rather than failing every method later.
+DEFAULT_MAX_PIXELS = 80_000_000
 DEFAULT_MAX_DURATION_S = 3 * 60 * 60.0
 
 
@@ -112,7 +114,9 @@ def probe_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaPro
                     "too_many_pixels",
                     f"image is {width}x{height}, above Pillow's decompression-bomb limit of {pillow_limit:,} pixels",
                 )
-            img.verify()
+            # Decode the pixels: a header that promises an image is not an image (truncated,
+            # or a few bytes claiming 5000x10000) and must fail here, as this URL's cause.
+            img.load()
     except MediaProbeError:
         raise
     except Image.DecompressionBombError as exc:

@@ -344,3 +344,20 @@ def test_an_unexpected_error_in_one_item_does_not_sink_the_others(tmp_path, stor
     (failure,) = items[0].failures
     assert (failure["step"], failure["cause"]) == ("internal", "RuntimeError")
     assert "frame sampler bug" in failure["detail"]
+
+
+def test_a_journal_that_cannot_be_copied_is_a_note_not_a_failure(tmp_path, store, sample_png, monkeypatch):
+    from resources.media_store import StoreError
+
+    real_put = store.put_file
+
+    async def put_file(key, path, **kwargs):
+        if key.endswith(".journal.jsonl"):
+            raise StoreError(f"store unavailable for {key}")
+        return await real_put(key, path, **kwargs)
+
+    monkeypatch.setattr(store, "put_file", put_file)
+    (item,) = analyse(tmp_path, store, [store_media(store, sample_png)], runner_for(tmp_path, FakeProvider()))
+    assert item.status == "analysed" and item.failures == []
+    assert len(item.notes) == 1 and "journal not copied" in item.notes[0]
+    assert analysis_rows([item])[0]["notes"] == item.notes

@@ -93,3 +93,37 @@ def test_too_long_video_is_refused(tmp_path: Path, video_bytes):
     with pytest.raises(MediaProbeError) as info:
         probe_video(video, max_duration_s=1.0)
     assert info.value.cause == "too_long"
+
+
+def _png_claiming(path: Path, width: int, height: int) -> Path:
+    """A valid PNG header announcing ``width`` x ``height`` pixels, with no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    return path
+
+
+def test_header_without_pixels_is_corrupt(tmp_path: Path):
+    """A few bytes that claim a big image are not an image: refused at acquisition."""
+    with pytest.raises(MediaProbeError) as info:
+        probe_image(_png_claiming(tmp_path / "empty.png", 5000, 10000))
+    assert info.value.cause == "corrupt_media"
+
+
+def test_pillow_bomb_limit_holds_when_ours_is_raised(tmp_path: Path):
+    with pytest.raises(MediaProbeError) as info:
+        probe_image(_png_claiming(tmp_path / "big.png", 9500, 10000), max_pixels=200_000_000)
+    assert info.value.cause == "too_many_pixels" and "decompression-bomb limit" in info.value.detail
+
+
+def test_acquisition_limit_matches_what_the_ai_methods_accept():
+    from ad_assets.engine.media_probe import DEFAULT_MAX_PIXELS
+    from ai_methods.images import MAX_IMAGE_PIXELS
+    from resources.downloader import DownloaderResource
+
+    assert DEFAULT_MAX_PIXELS == MAX_IMAGE_PIXELS == DownloaderResource.model_fields["max_pixels"].default
