@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 from ai_methods.errors import InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
     from PIL import Image
 
 # Bigger images are refused rather than decoded: an ad creative never needs more.
@@ -58,13 +57,6 @@ def decode_rgb(data: bytes, label: str = "image") -> "Image.Image":
         raise InvalidInputError(f"{label}: image could not be decoded ({exc})") from exc
 
 
-def rgb_array(data: bytes, label: str = "image") -> "np.ndarray":
-    """Decode to an ``HxWx3`` uint8 RGB numpy array."""
-    import numpy as np
-
-    return np.asarray(decode_rgb(data, label))
-
-
 def for_remote(data: bytes, fmt: str, width: int, height: int, max_side: int = REMOTE_MAX_SIDE) -> bytes:
     """Bytes to send to a remote model: the original when small and common, else a JPEG downscale."""
     if fmt in _REMOTE_FORMATS and max(width, height) <= max_side:
@@ -77,7 +69,7 @@ def for_remote(data: bytes, fmt: str, width: int, height: int, max_side: int = R
 
 
 def encode_png(im: "Image.Image") -> bytes:
-    """PNG bytes of a Pillow image (used by fixtures and the harness)."""
+    """PNG bytes of a Pillow image (used by the test fixtures in ``ai_methods.testing``)."""
     out = io.BytesIO()
     im.save(out, "PNG")
     return out.getvalue()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -48,14 +49,26 @@ class ImageInput:
     height: int
     sha256: str
     label: str = IMAGE
+    # The decoded image, kept for the life of this input (one call) so the local
+    # engines measuring it (OCR, faces, colours, brightness) decode it once, not each.
+    _decoded: list[Any] = field(default_factory=list, init=False, repr=False, compare=False)
+    _decode_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    def _rgb_shared(self):
+        with self._decode_lock:
+            if not self._decoded:
+                self._decoded.append(_images.decode_rgb(self.data, self.label))
+            return self._decoded[0]
 
     def rgb(self):
-        """The decoded RGB Pillow image."""
-        return _images.decode_rgb(self.data, self.label)
+        """The decoded RGB Pillow image (a fresh copy: callers may modify it)."""
+        return self._rgb_shared().copy()
 
     def array(self):
         """The decoded ``HxWx3`` uint8 RGB array."""
-        return _images.rgb_array(self.data, self.label)
+        import numpy as np
+
+        return np.asarray(self._rgb_shared())
 
     def for_remote(self) -> bytes:
         """Bytes sized for a remote vision model."""

@@ -6,7 +6,7 @@ import asyncio
 
 from pydantic import BaseModel, Field, model_validator
 
-from ai_methods.audio import wav_bytes
+from ai_methods.audio import SAMPLE_RATE, wav_bytes
 from ai_methods.builtin import fake_data
 from ai_methods.builtin.fields import Confidence, NonEmpty, Seconds
 from ai_methods.errors import BadResponseError
@@ -132,7 +132,7 @@ class TranscribeSpeech(AIMethod):
             ctx.add_usage(Usage(requests=1, audio_seconds=round(duration, 3)))
             return build_output(words, duration, "en-US")
         pcm = await asyncio.to_thread(audio.pcm16k)
-        duration = len(pcm) / 16_000
+        duration = len(pcm) / SAMPLE_RATE
         reply = await ctx.client.transcribe(wav_bytes(pcm))
         ctx.add_usage(
             reply.usage if reply.usage.audio_seconds else reply.usage + Usage(audio_seconds=round(duration, 3)),

@@ -441,7 +441,8 @@ class BedrockClient(ModelClient):
             if not isinstance(text, str) or not text.strip():
                 raise InvalidInputError(f"text #{index} is empty; Titan embeds only non-empty text")
         model = self.text_embed_model
-        if model == self.settings.embed_model:
+        multimodal = model == self.settings.embed_model
+        if multimodal:
             bodies = [
                 {"inputText": text, "embeddingConfig": {"outputEmbeddingLength": self.settings.embed_dim}}
                 for text in texts
@@ -450,7 +451,6 @@ class BedrockClient(ModelClient):
             bodies = [
                 {"inputText": text, "dimensions": self.settings.embed_dim, "normalize": True} for text in texts
             ]
-        multimodal = model == self.settings.embed_model
         setting = "AD_ASSETS_BEDROCK_EMBED_MODEL" if multimodal else "AD_ASSETS_BEDROCK_TEXT_EMBED_MODEL"
         return await self._embed(model, bodies, images=0, setting=setting)
 

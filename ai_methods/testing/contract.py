@@ -16,15 +16,14 @@ Pass ``providers=("fake", "local")`` to also check schema validity on ``local``.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import math
-import struct
-import wave
 from functools import lru_cache
 from typing import Any, Iterable
 
+from ai_methods.audio import SAMPLE_RATE, wav_bytes
 from ai_methods.errors import InvalidInputError
+from ai_methods.images import encode_png
 from ai_methods.inputs import AUDIO, FRAMES, IMAGE, KINDS, RESULTS, TEXT
 from ai_methods.method import AIMethod, MethodResult
 
@@ -42,25 +41,17 @@ def sample_png(variant: int = 0) -> bytes:
     draw = ImageDraw.Draw(im)
     draw.rectangle([80, 0, 159, 95], fill=right)
     draw.text((10, 40), f"SALE {variant}", fill=(0, 0, 0))
-    out = io.BytesIO()
-    im.save(out, "PNG")
-    return out.getvalue()
+    return encode_png(im)
 
 
 @lru_cache(maxsize=None)
 def sample_wav(seconds: float = 1.0, freq: float = 440.0) -> bytes:
     """A 16 kHz mono WAV tone (no speech: enough to exercise decoding and timing)."""
-    rate = 16_000
-    frames = b"".join(
-        struct.pack("<h", int(8000 * math.sin(2 * math.pi * freq * i / rate))) for i in range(int(seconds * rate))
-    )
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(frames)
-    return out.getvalue()
+    import numpy as np
+
+    rate = SAMPLE_RATE
+    samples = [int(8000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(int(seconds * rate))]
+    return wav_bytes(np.array(samples, dtype=np.int16), rate)
 
 
 def sample_results() -> list[dict[str, Any]]:

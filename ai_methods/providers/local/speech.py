@@ -13,8 +13,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from ai_methods.audio import SAMPLE_RATE
+
 MODEL_ID = "pocketsphinx-5.1.1/en-us"
-SAMPLE_RATE = 16_000
 WINDOW_S = 10.0
 OVERLAP_S = 1.0
 
