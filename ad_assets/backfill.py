@@ -37,7 +37,7 @@ import dagster as dg
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContext
 
-from ad_assets.jobs import INGEST_JOB
+from ad_assets.jobs import INGEST_JOB, console_run_config, step_errors
 from ad_assets.partitions import BRANDS
 
 BACKFILL_TAG = "ad_assets/backfill"
@@ -250,7 +250,7 @@ def run_in_process(
     """Run the plan's assets for each selected brand, here and one at a time; ``on_done(i, n, run)`` after each."""
     backfill_id = backfill_id or f"local-{uuid.uuid4().hex[:8]}"
     job = defs.resolve_job_def(INGEST_JOB)
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    run_config = console_run_config(log_level)
     runs = []
     for index, brand in enumerate(plan.selected, start=1):
         started = time.perf_counter()
@@ -262,12 +262,8 @@ def run_in_process(
             tags={BACKFILL_TAG: backfill_id, "ad_assets/source": "backfill"},
             asset_selection=list(plan.asset_keys),
         )
-        errors = tuple(
-            f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
-            for event in result.all_events
-            if event.is_step_failure and event.step_failure_data.error is not None
-        )
-        run = BrandRun(brand, result.run_id, result.success, round(time.perf_counter() - started, 2), errors)
+        elapsed_s = round(time.perf_counter() - started, 2)
+        run = BrandRun(brand, result.run_id, result.success, elapsed_s, tuple(step_errors(result)))
         runs.append(run)
         if on_done:
             on_done(index, len(plan.selected), run)

@@ -51,11 +51,16 @@ def manifest_key(brand: str, request_id: str) -> str:
 def load_manifest(store: MediaStore, brand: str) -> list[str]:
     """All URLs ever registered for ``brand``, de-duplicated, in arrival order."""
     validate_brand(brand)
+    return _read_manifest(store, brand)[0]
+
+
+def _read_manifest(store: MediaStore, brand: str) -> tuple[list[str], set[str]]:
+    """The brand's URLs (as ``load_manifest``) and the keys of its request objects."""
+    keys = [key for key in store.list_keys_sync(f"{MANIFEST_PREFIX}/{brand}/") if key.endswith(".json")]
     requests = []
-    for key in store.list_keys_sync(f"{MANIFEST_PREFIX}/{brand}/"):
-        if key.endswith(".json"):
-            doc = json.loads(store.get_bytes_sync(key))
-            requests.append((doc.get("received_at", ""), key, doc.get("urls", [])))
+    for key in keys:
+        doc = json.loads(store.get_bytes_sync(key))
+        requests.append((doc.get("received_at", ""), key, doc.get("urls", [])))
     urls: list[str] = []
     seen: set[str] = set()
     for _, _, request_urls in sorted(requests):
@@ -63,7 +68,7 @@ def load_manifest(store: MediaStore, brand: str) -> list[str]:
             if url not in seen:
                 seen.add(url)
                 urls.append(url)
-    return urls
+    return urls, set(keys)
 
 
 def register_brand(
@@ -90,8 +95,8 @@ def register_brand(
         raise NoUsableUrlsError(f"request for brand {brand!r} holds no usable URL ({reasons})")
     request_id = request_id or derive_request_id(accepted)
     key = manifest_key(brand, request_id)
-    before = load_manifest(store, brand)
-    already = store.exists_sync(key)
+    before, request_keys = _read_manifest(store, brand)
+    already = key in request_keys
     if not already:
         doc = {
             "brand": brand,

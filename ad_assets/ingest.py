@@ -14,10 +14,8 @@ import dagster as dg
 from ad_assets.brand_manifest import Registration, register_brand
 from ad_assets.definitions import build_definitions
 from ad_assets.instance import ensure_brand_partition
-from ad_assets.jobs import INGEST_JOB
+from ad_assets.jobs import INGEST_JOB, console_run_config, step_errors
 from ad_assets.settings import Settings
-from resources.media_store import MediaStore
-
 
 
 @dataclass
@@ -73,31 +71,22 @@ def ingest_brand(
     log_level: str = "INFO",
 ) -> IngestResult:
     """Register ``urls`` for ``brand`` and materialise the brand's assets on ``instance``."""
-    store = MediaStore.from_url(
-        settings.storage_url, aws_endpoint_url=settings.aws_endpoint_url, aws_region=settings.aws_region
-    )
-    registration = register_brand(store, brand, urls, request_id=request_id, source=source)
+    registration = register_brand(settings.media_store(), brand, urls, request_id=request_id, source=source)
     ensure_brand_partition(instance, brand)
     job = build_definitions(settings).resolve_job_def(INGEST_JOB)
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     result = job.execute_in_process(
-        partition_key=brand, instance=instance, raise_on_error=False, run_config=run_config
+        partition_key=brand, instance=instance, raise_on_error=False, run_config=console_run_config(log_level)
     )
     metadata: dict[str, dict[str, Any]] = {}
     for event in result.all_events:
         if event.is_step_materialization:
             mat = event.step_materialization_data.materialization
             metadata[mat.asset_key.to_user_string()] = {k: _plain(v) for k, v in mat.metadata.items()}
-    errors = [
-        f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
-        for event in result.all_events
-        if event.is_step_failure and event.step_failure_data.error is not None
-    ]
     return IngestResult(
         brand=brand,
         run_id=result.run_id,
         success=result.success,
         registration=registration,
         metadata=metadata,
-        errors=errors,
+        errors=step_errors(result),
     )

@@ -139,9 +139,7 @@ class SearchResources:
             method_providers=dict(settings.ai_method_providers),
             cache_dir=settings.home / "cache",
         )
-        store = MediaStore.from_url(
-            settings.storage_url, aws_endpoint_url=settings.aws_endpoint_url, aws_region=settings.aws_region
-        )
+        store = settings.media_store()
         return cls(resolve_database_url(settings.database_url, settings.postgres_dir), store, ai)
 
     @classmethod

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from ai_methods.settings import env_number
+
+if TYPE_CHECKING:
+    from resources.media_store import MediaStore
 
 DEFAULT_MAX_CONCURRENCY = 32
 DEFAULT_MAX_PER_HOST = 8
@@ -138,6 +141,12 @@ class Settings:
     def provider_for(self, method: str) -> str:
         """The provider that serves ``method`` (``AD_ASSETS_AI_PROVIDER_<METHOD>`` overrides the default)."""
         return self.ai_method_providers.get(method, self.ai_provider)
+
+    def media_store(self) -> "MediaStore":
+        """A client of the media store these settings name (``storage_url``, AWS endpoint and region)."""
+        from resources.media_store import MediaStore
+
+        return MediaStore.from_url(self.storage_url, aws_endpoint_url=self.aws_endpoint_url, aws_region=self.aws_region)
 
     @property
     def postgres_dir(self) -> Path:

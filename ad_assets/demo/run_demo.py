@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from ad_assets.demo.sample_site import build_sample_site, serve_sample_site
@@ -82,11 +81,8 @@ def run_demo(*, json_output: bool = False, out=None) -> int:
         print(f"serving them on {base_url} (allowed through AD_ASSETS_ALLOW_HOSTS)", file=sys.stderr)
         for sample in brands:
             urls = [base_url + path for path in sample.paths] + [UNREACHABLE_URL, "ftp://example.com/ad.png"]
-            with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
-                handle.write("\n".join(urls) + "\n")
             print(f"\ningesting {sample.brand} ({len(urls)} URLs)…", file=sys.stderr)
             result = ingest_brand(settings, instance, sample.brand, urls, source="demo")
-            Path(handle.name).unlink(missing_ok=True)
             ok = ok and result.success
             if json_output:
                 print(json.dumps(result.as_json(), default=str), file=out)

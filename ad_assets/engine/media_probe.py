@@ -16,6 +16,8 @@ from ad_assets.engine.media_errors import MediaError
 # can read is refused at acquisition, with its cause, rather than failing every method later.
 DEFAULT_MAX_PIXELS = 80_000_000
 DEFAULT_MAX_DURATION_S = 3 * 60 * 60.0
+# Only the local file protocol: a crafted playlist must not make FFmpeg fetch URLs.
+AV_OPEN_OPTIONS = {"protocol_whitelist": "file"}
 
 
 class MediaProbeError(MediaError):
@@ -131,13 +133,12 @@ def probe_video(path: Path, *, max_duration_s: float = DEFAULT_MAX_DURATION_S) -
     import av
 
     try:
-        # Only the local file protocol: a crafted playlist must not make FFmpeg fetch URLs.
-        with av.open(str(path), options={"protocol_whitelist": "file"}) as container:
+        with av.open(str(path), options=AV_OPEN_OPTIONS) as container:
             video = next((s for s in container.streams if s.type == "video"), None)
             if video is None:
                 raise MediaProbeError("corrupt_media", "container has no video stream")
             has_audio = any(s.type == "audio" for s in container.streams)
-            duration_s = _container_duration(container, video)
+            duration_s = container_duration(container, video)
             width, height = video.codec_context.width, video.codec_context.height
     except MediaProbeError:
         raise
@@ -154,7 +155,8 @@ def probe_video(path: Path, *, max_duration_s: float = DEFAULT_MAX_DURATION_S) -
     return MediaProbe(width=width, height=height, duration_s=round(duration_s, 3), has_audio=has_audio)
 
 
-def _container_duration(container, video) -> float | None:
+def container_duration(container, video) -> float | None:
+    """The video stream's duration in seconds, else the container's, else ``None``."""
     if video.duration is not None and video.time_base is not None:
         return float(video.duration * video.time_base)
     if container.duration is not None:

@@ -19,11 +19,11 @@ from typing import Iterator
 import numpy as np
 
 from ad_assets.engine.media_errors import MediaError
+from ad_assets.engine.media_probe import AV_OPEN_OPTIONS, container_duration
 
 DEFAULT_FRAME_COUNT = 45
 DEFAULT_MAX_SIDE = 1024
 JPEG_QUALITY = 88
-_OPEN_OPTIONS = {"protocol_whitelist": "file"}
 
 
 class VideoDecodeError(MediaError):
@@ -86,15 +86,12 @@ def iter_frames(
 
     yielded = 0
     try:
-        with av.open(str(path), options=_OPEN_OPTIONS) as container:
+        with av.open(str(path), options=AV_OPEN_OPTIONS) as container:
             stream = next((s for s in container.streams if s.type == "video"), None)
             if stream is None:
                 raise VideoDecodeError("no_video_stream", f"{path.name} has no video stream")
             if duration_s is None:
-                if stream.duration is not None and stream.time_base is not None:
-                    duration_s = float(stream.duration * stream.time_base)
-                elif container.duration is not None:
-                    duration_s = container.duration / 1_000_000
+                duration_s = container_duration(container, stream)
             if not duration_s or duration_s <= 0:
                 raise VideoDecodeError("corrupt_media", f"{path.name} has no measurable duration")
             reader = _FrameReader(container, stream)
@@ -205,7 +202,7 @@ def extract_audio_wav(path: Path, *, rate: int = 16000, max_seconds: float | Non
     import av
 
     try:
-        with av.open(str(path), options=_OPEN_OPTIONS) as container:
+        with av.open(str(path), options=AV_OPEN_OPTIONS) as container:
             stream = next((s for s in container.streams if s.type == "audio"), None)
             if stream is None:
                 return None
