@@ -12,6 +12,7 @@ from pydantic import Field
 
 from ai_methods.calls import MethodRunner
 from ai_methods.registry import get_method
+from ad_assets.settings import ai_settings
 from ai_methods.settings import AISettings
 
 
@@ -29,12 +30,7 @@ class AIMethodsResource(dg.ConfigurableResource):
 
     def settings(self) -> AISettings:
         """The library's settings: the environment's, with this resource's fields on top."""
-        return dataclasses.replace(
-            AISettings.from_env(),
-            default_provider=self.default_provider,
-            method_providers=dict(self.method_providers),
-            cache_dir=Path(self.cache_dir),
-        )
+        return ai_settings(self.default_provider, self.method_providers, Path(self.cache_dir))
 
     def runner(self) -> MethodRunner:
         """A fresh call path for one run (use as ``async with``)."""

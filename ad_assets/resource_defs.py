@@ -36,7 +36,7 @@ def resources_for(settings: Settings) -> dict[str, Any]:
         "ai_methods": AIMethodsResource(
             default_provider=settings.ai_provider,
             method_providers=dict(settings.ai_method_providers),
-            cache_dir=str(settings.home / "cache"),
+            cache_dir=str(settings.ai_cache_dir),
         ),
         "catalog_io_manager": CatalogIOManager(
             storage_url=settings.storage_url,

@@ -133,12 +133,7 @@ class SearchResources:
     @classmethod
     def from_settings(cls, settings: Settings) -> "SearchResources":
         """From the platform settings (starts the embedded PostgreSQL when no database URL is set)."""
-        ai = dataclasses.replace(
-            AISettings.from_env(),
-            default_provider=settings.ai_provider,
-            method_providers=dict(settings.ai_method_providers),
-            cache_dir=settings.home / "cache",
-        )
+        ai = settings.ai_settings()
         store = settings.media_store()
         return cls(resolve_database_url(settings.database_url, settings.postgres_dir), store, ai)
 

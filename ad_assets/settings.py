@@ -7,12 +7,13 @@ code builds its resources from a ``Settings`` instance.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from ai_methods.settings import env_number
+from ai_methods.settings import AISettings, env_number
 
 if TYPE_CHECKING:
     from resources.media_store import MediaStore
@@ -31,6 +32,16 @@ SQS_MAX_TICK_BUDGET_S = 50.0
 
 
 _METHOD_PROVIDER_PREFIX = "AD_ASSETS_AI_PROVIDER_"
+
+
+def ai_settings(default_provider: str, method_providers: Mapping[str, str], cache_dir: Path) -> AISettings:
+    """The AI library's settings from the environment, with the platform's provider choice and cache on top."""
+    return dataclasses.replace(
+        AISettings.from_env(),
+        default_provider=default_provider,
+        method_providers=dict(method_providers),
+        cache_dir=cache_dir,
+    )
 
 
 class SettingsError(ValueError):
@@ -147,6 +158,15 @@ class Settings:
         from resources.media_store import MediaStore
 
         return MediaStore.from_url(self.storage_url, aws_endpoint_url=self.aws_endpoint_url, aws_region=self.aws_region)
+
+    def ai_settings(self) -> AISettings:
+        """The AI methods library's settings for this platform configuration."""
+        return ai_settings(self.ai_provider, self.ai_method_providers, self.ai_cache_dir)
+
+    @property
+    def ai_cache_dir(self) -> Path:
+        """Where the AI methods' durable result cache lives."""
+        return self.home / "cache"
 
     @property
     def postgres_dir(self) -> Path:

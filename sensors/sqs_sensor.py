@@ -154,9 +154,7 @@ def build_sqs_sensor(
 
     def _store() -> MediaStore:
         if "store" not in shared:
-            shared["store"] = MediaStore.from_url(
-                settings.storage_url, aws_endpoint_url=settings.aws_endpoint_url, aws_region=settings.aws_region
-            )
+            shared["store"] = settings.media_store()
         return shared["store"]  # type: ignore[return-value]
 
     @dg.sensor(
