@@ -27,6 +27,7 @@ No Dagster import; the schema is in ``resources.catalog_schema``.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -215,24 +216,16 @@ class _Ids:
         vectors_first = self.analyses_first + len(catalog.analyses)
         self.vectors = np.arange(vectors_first, vectors_first + len(catalog.vectors), dtype=np.int64)
         self.items = {item.sha256: first + i for i, item in enumerate(catalog.media_items)}
-        self._frames: dict[tuple[str, int], int] | None = None
-        self._segments: dict[tuple[str, int], int] | None = None
 
-    @property
+    @functools.cached_property
     def frames(self) -> dict[tuple[str, int], int]:
         """Frame id by (sha256, frame_index); built on first use (only references need it)."""
-        if self._frames is None:
-            self._frames = {(f.sha256, f.frame_index): self.frames_first + i for i, f in enumerate(self.catalog.frames)}
-        return self._frames
+        return {(f.sha256, f.frame_index): self.frames_first + i for i, f in enumerate(self.catalog.frames)}
 
-    @property
+    @functools.cached_property
     def segments(self) -> dict[tuple[str, int], int]:
-        """Segment id by (sha256, segment_index)."""
-        if self._segments is None:
-            self._segments = {
-                (s.sha256, s.segment_index): self.segments_first + i for i, s in enumerate(self.catalog.segments)
-            }
-        return self._segments
+        """Segment id by (sha256, segment_index); built on first use."""
+        return {(s.sha256, s.segment_index): self.segments_first + i for i, s in enumerate(self.catalog.segments)}
 
 
 def total_ids(catalog: BrandCatalog) -> int:
@@ -408,14 +401,15 @@ def commit_brand(conn: psycopg.Connection, catalog: BrandCatalog, *, force: bool
             f"committing brand {brand!r} failed and was rolled back; the previously committed rows and indexes "
             f"are intact ({type(exc).__name__}: {detail})"
         ) from exc
+    by_space = catalog.vectors_by_space()
     return CommitResult(
         brand=brand,
         version=version,
         changed=True,
         row_counts=counts,
-        vectors_by_space=catalog.vectors_by_space(),
+        vectors_by_space=by_space,
         vector_ids=ids.vectors,
-        index_keys={space: brand_index_key(space, brand, version) for space in catalog.vectors_by_space()},
+        index_keys={space: brand_index_key(space, brand, version) for space in by_space},
         previous=previous,
         elapsed_s=time.perf_counter() - started,
     )

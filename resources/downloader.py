@@ -13,14 +13,21 @@ from resources.fetcher import Fetcher, FetchPolicy
 class DownloaderResource(dg.ConfigurableResource):
     """Bounds and limits for fetching a brand's URLs; ``fetcher()`` opens the shared client."""
 
-    max_concurrency: int = Field(32, description="URLs in flight at once, all hosts together.")
-    max_per_host: int = Field(8, description="URLs in flight at once against one host:port.")
-    max_bytes: int = Field(512 * 2**20, description="Largest body accepted, in bytes.")
-    total_timeout_s: float = Field(300.0, description="Time allowed for one URL, retries included.")
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 30.0
-    max_redirects: int = 5
-    max_attempts: int = Field(4, description="Tries per URL; only transient failures are retried.")
+    # Defaults are FetchPolicy's own, so the two cannot drift apart.
+    max_concurrency: int = Field(
+        FetchPolicy.max_concurrency, description="URLs in flight at once, all hosts together."
+    )
+    max_per_host: int = Field(FetchPolicy.max_per_host, description="URLs in flight at once against one host:port.")
+    max_bytes: int = Field(FetchPolicy.max_bytes, description="Largest body accepted, in bytes.")
+    total_timeout_s: float = Field(
+        FetchPolicy.total_timeout_s, description="Time allowed for one URL, retries included."
+    )
+    connect_timeout_s: float = FetchPolicy.connect_timeout_s
+    read_timeout_s: float = FetchPolicy.read_timeout_s
+    max_redirects: int = FetchPolicy.max_redirects
+    max_attempts: int = Field(
+        FetchPolicy.max_attempts, description="Tries per URL; only transient failures are retried."
+    )
     allow_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts ('host' or 'host:port') allowed even though they resolve to private addresses.",
@@ -44,7 +51,5 @@ class DownloaderResource(dg.ConfigurableResource):
         )
 
     def fetcher(self) -> Fetcher:
-        """A ``Fetcher`` to use as ``async with``; one per run."""
-        work_dir = Path(self.work_dir)
-        work_dir.mkdir(parents=True, exist_ok=True)
-        return Fetcher(self.policy(), work_dir)
+        """A ``Fetcher`` to use as ``async with`` (entering it creates ``work_dir``); one per run."""
+        return Fetcher(self.policy(), Path(self.work_dir))

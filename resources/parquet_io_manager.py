@@ -40,8 +40,8 @@ def _json_columns(df: pd.DataFrame) -> list[Any]:
         column = df[name]
         if column.dtype != object:
             continue
-        values = [v for v in column if not _is_missing(v)]
-        if any(isinstance(v, (dict, list, tuple)) for v in values):
+        # Missing values (None, NA, NaN) are never containers: no need to filter them out first.
+        if any(isinstance(v, (dict, list, tuple)) for v in column):
             found.append(name)
     return found
 
