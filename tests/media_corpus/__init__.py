@@ -1,0 +1,8 @@
+"""Generators of real-world media kinds, each member with the values a player shows.
+
+Ad sources hand out rotated phone videos, EXIF photos, animated banners,
+duration-less WebM, late-starting timelines, odd bit depths and audio-only
+spots. Each generator makes one member of such a kind in memory (Pillow, PyAV)
+and returns it with its truth, so tests assert the right values, not just that
+nothing raised.
+"""
