@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--image", metavar="PATH", type=Path, help="an image file to find look-alikes of")
     parser.add_argument("-k", type=int, default=10, metavar="K", help="how many hits (default 10)")
     parser.add_argument("--min-score", type=float, metavar="S", help="drop hits with a cosine similarity below S")
-    parser.add_argument("--media-type", choices=MEDIA_TYPES, help="only images or only videos")
+    parser.add_argument("--media-type", choices=MEDIA_TYPES, help="only images, only videos or only audio spots")
     parser.add_argument("--json", action="store_true", help="print a JSON list of hit objects")
     parser.set_defaults(func=cmd_search)
 

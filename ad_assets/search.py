@@ -52,7 +52,7 @@ from resources.vector_index import IndexFiles, search_index
 
 log = logging.getLogger(__name__)
 
-MEDIA_TYPES = ("image", "video")
+MEDIA_TYPES = ("image", "video", "audio")
 MAX_K = 1000
 EMBED_TEXT, EMBED_IMAGE = "embed_text", "embed_image"
 # How many candidates to take from an index per wanted hit before filters; doubled until enough survive.
@@ -346,7 +346,7 @@ def search(
     ``source`` is the platform ``Settings``, a ``SearchResources`` (reuse it
     to keep loaded indexes), or the Dagster resources mapping. ``brand``
     limits the search to one brand; ``min_score`` drops hits below that
-    cosine; ``media_type`` keeps only ``image`` or ``video`` items. Raises
+    cosine; ``media_type`` keeps only ``image``, ``video`` or ``audio`` items. Raises
     ``SearchInputError``, ``UnknownBrandError``, ``NothingToSearchError``,
     ``SpaceMismatchError``; catalog, database and AI failures raise their own
     typed errors. Synchronous: call it from a thread when inside an event loop.

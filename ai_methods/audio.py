@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from ai_methods.errors import InvalidInputError
+from ai_methods.media.video import AV_OPEN_OPTIONS, real_duration
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 SAMPLE_RATE = 16_000
 
-
 # Only local files: a crafted playlist must not make FFmpeg fetch anything.
-LOCAL_ONLY = {"protocol_whitelist": "file"}
+LOCAL_ONLY = AV_OPEN_OPTIONS
 
 
 def _open(source: bytes | Path) -> BinaryIO | str:
@@ -35,12 +35,9 @@ def probe_audio(source: bytes | Path, label: str) -> float | None:
         with av.open(_open(source), mode="r", options=LOCAL_ONLY) as container:
             if not container.streams.audio:
                 raise InvalidInputError(f"{label}: the media has no audio stream")
-            stream = container.streams.audio[0]
-            if stream.duration is not None and stream.time_base is not None:
-                return float(stream.duration * stream.time_base)
-            if container.duration is not None:
-                return container.duration / 1_000_000
-            return None
+            # The file's real duration (``ai_methods.media.video``): the container's first.
+            duration, _ = real_duration(container)
+            return duration
     except InvalidInputError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:

@@ -4,12 +4,12 @@ Each input argument is a file path (image, audio, video, JSON of earlier
 results, ``.txt``) or, when no such file exists and it does not look like a
 path, literal text. Inputs are bound to the kinds the method accepts: several
 images become ``frames``, a video gives its audio to audio methods and a few
-evenly spaced frames to image methods.
+evenly spaced frames to image methods, an animated image its frames. Files are
+read as a player shows them (``ai_methods.media``).
 """
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any, Mapping
@@ -43,39 +43,57 @@ def _looks_like_path(arg: str) -> bool:
 
 
 def _media_streams(path: Path) -> tuple[bool, bool]:
-    """(has audio, has video) for a media file PyAV can open; (False, False) otherwise."""
+    """(has audio, has a moving picture) for a media file PyAV can open; (False, False) otherwise.
+
+    Cover art (an attached picture) is not a moving picture: an MP3 with one is audio.
+    """
     import av
+
+    from ai_methods.media.video import picture_stream
 
     try:
         with av.open(str(path), options=LOCAL_ONLY) as container:
-            return bool(container.streams.audio), bool(container.streams.video)
+            return bool(container.streams.audio), picture_stream(container) is not None
     except (av.FFmpegError, OSError, ValueError):
         return False, False
 
 
-def _video_frames(path: Path, count: int = VIDEO_FRAMES) -> list[bytes]:
-    """``count`` frames spread evenly over the video, as PNG bytes."""
-    import av
+def _spread(duration_s: float, count: int) -> list[float]:
+    return [duration_s * (i + 0.5) / count for i in range(count)]
 
-    frames: list[bytes] = []
-    with av.open(str(path), options=LOCAL_ONLY) as container:
-        stream = container.streams.video[0]
-        duration = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
-        for i in range(count):
-            target = duration * (i + 0.5) / count
-            if duration:
-                container.seek(int(target / stream.time_base), stream=stream, backward=True)
-            for frame in container.decode(stream):
-                if frame.time is None or frame.time >= target - 0.05 or not duration:
-                    out = io.BytesIO()
-                    frame.to_image().save(out, "PNG")
-                    frames.append(out.getvalue())
-                    break
-            if not duration:
-                break
-    if not frames:
+
+def _video_frames(path: Path, count: int = VIDEO_FRAMES) -> list[bytes]:
+    """Up to ``count`` frames spread evenly over a video or an animated image, as displayed, as PNG bytes."""
+    from ai_methods.images import encode_png
+    from ai_methods.media.errors import MediaDecodeError
+
+    try:
+        if _is_animation(path):
+            from ai_methods.media.animation import frame_starts, frames_at
+
+            _, total = frame_starts(path)
+            images = [f.image for f in frames_at(path, _spread(total, count))]
+        else:
+            from ai_methods.media.video import iter_video_frames, probe_layout
+
+            layout = probe_layout(path)
+            times = _spread(layout.picture_duration_s or 0.0, count)
+            images = [f.image for f in iter_video_frames(path, times, layout=layout)]
+    except MediaDecodeError as exc:
+        raise InvalidInputError(f"{path}: {exc.detail}") from exc
+    if not images:
         raise InvalidInputError(f"{path}: no video frame could be decoded")
-    return frames
+    return [encode_png(image) for image in images]
+
+
+def _is_animation(path: Path) -> bool:
+    from ai_methods.media.errors import MediaDecodeError
+    from ai_methods.media.pictures import probe_picture
+
+    try:
+        return probe_picture(path, str(path), decode=False).animated
+    except MediaDecodeError:
+        return False
 
 
 def classify_input(arg: str) -> tuple[str, Any]:
@@ -103,7 +121,8 @@ def classify_input(arg: str) -> tuple[str, Any]:
             raise InvalidInputError(f"{arg}: the file is empty")
         try:
             probe_image(data, arg)
-            return IMAGE, data
+            # An animated banner is read like a short video: its frames at their display times.
+            return ("video", path) if _is_animation(path) else (IMAGE, data)
         except InvalidInputError:
             if suffix in IMAGE_SUFFIXES:
                 raise  # a .png that is not an image: say so, rather than guess it is a video

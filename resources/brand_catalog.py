@@ -27,7 +27,7 @@ from resources.catalog_errors import CatalogDataError
 # Same rule as ad_assets.brand_requests.validate_brand (resources may not import
 # ad_assets): the brand names index files, so it must be a safe path segment.
 _BRAND_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-MEDIA_TYPES = ("image", "video")
+MEDIA_TYPES = ("image", "video", "audio")
 VECTOR_KINDS = ("image", "text", "transcript")
 
 
@@ -54,11 +54,20 @@ class MediaItemRow:
     ocr_text: str | None = None
     transcript_text: str | None = None
     fetched_at: datetime | None = None
+    animated: bool | None = None  # an animated image: its frames are analysed like a video's
+    frame_count: int | None = None
+    rotation: int | None = None  # degrees clockwise the stored picture is turned for display
+    codec: str | None = None
+
+    @property
+    def has_frames(self) -> bool:
+        """Whether the item is analysed as frames: a video, or an animated image."""
+        return self.media_type == "video" or bool(self.animated)
 
 
 @dataclass(frozen=True)
 class FrameRow:
-    """A kept frame of a video, at ``t_s`` seconds."""
+    """A kept frame of a video or an animated image, at ``t_s`` seconds from the start of its picture."""
 
     sha256: str
     frame_index: int
@@ -69,7 +78,7 @@ class FrameRow:
 
 @dataclass(frozen=True)
 class SegmentRow:
-    """A transcript segment of a video's speech, from ``start_s`` to ``end_s``."""
+    """A transcript segment of a video's or an audio file's speech, from ``start_s`` to ``end_s``."""
 
     sha256: str
     segment_index: int
@@ -203,9 +212,10 @@ class BrandCatalog:
         frames = set()
         for frame in self.frames:
             owner = items.get(frame.sha256)
-            if owner is None or owner.media_type != "video":
+            if owner is None or not owner.has_frames:
                 raise self._fail(
-                    f"frame {frame.frame_index} refers to {frame.sha256[:12]}, which is not a video of the brand"
+                    f"frame {frame.frame_index} refers to {frame.sha256[:12]}, "
+                    "which is not a video or an animated image of the brand"
                 )
             if (frame.sha256, frame.frame_index) in frames:
                 raise self._fail(f"frame {frame.frame_index} of {frame.sha256[:12]} appears twice")

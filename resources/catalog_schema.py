@@ -18,7 +18,7 @@ import psycopg
 
 from resources.catalog_errors import CatalogSchemaError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Fixed advisory-lock keys of this schema (any bigint unlikely to clash with other apps).
 SCHEMA_LOCK_KEY = 0x61645F6173_01
 ID_LOCK_KEY = 0x61645F6173_02
@@ -155,8 +155,20 @@ CREATE TABLE global_indexes (
 );
 """
 
+# Audio-only ads (radio and podcast spots) are items too; frames may belong to an
+# animated image; the columns that explain an item's displayed size and duration.
+_V2 = """
+ALTER TABLE media_items DROP CONSTRAINT media_items_media_type_check;
+ALTER TABLE media_items ADD CONSTRAINT media_items_media_type_check CHECK (media_type IN ('image', 'video', 'audio'));
+ALTER TABLE media_items ADD COLUMN animated boolean, ADD COLUMN frame_count integer,
+    ADD COLUMN rotation integer, ADD COLUMN codec text;
+"""
+
 #: (version, description, DDL), applied in order; never edit a released entry, append a new one.
-MIGRATIONS: tuple[tuple[int, str, str], ...] = ((1, "catalog tables, vector ids and index versions", _V1),)
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (1, "catalog tables, vector ids and index versions", _V1),
+    (2, "audio items; animated, frame_count, rotation and codec of media items", _V2),
+)
 
 
 def ensure_schema(conn: psycopg.Connection) -> int:

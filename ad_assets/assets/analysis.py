@@ -144,6 +144,8 @@ def analysis_assets(settings: Settings) -> dg.AssetsDefinition:
                 "items": len(items),
                 "images": sum(i.media_type == "image" for i in items),
                 "videos": sum(i.media_type == "video" for i in items),
+                "audio": sum(i.media_type == "audio" for i in items),
+                "animated_images": sum(i.media_type == "image" and i.frames_sampled > 0 for i in items),
                 "frames_sampled": sum(i.frames_sampled for i in items),
                 "frames_kept": sum(i.frames_kept for i in items),
                 "status": dg.MetadataValue.json({k: int(v) for k, v in statuses.items()}),

@@ -11,7 +11,7 @@ from ad_assets.partitions import brands_partitions
 from ad_assets.settings import Settings
 from ai_methods.errors import AIMethodError
 
-SUMMARY_ENGINE_VERSION = "1"
+SUMMARY_ENGINE_VERSION = "2"  # 2: audio spots counted, through their transcripts
 SUMMARY_COLUMNS = ["brand", "items", "summary", "summary_error", "duplicate_groups", "outliers", "method"]
 
 

@@ -16,14 +16,15 @@ from ad_assets.partitions import brands_partitions
 from resources.dagster_resources import MediaStoreResource
 from resources.downloader import DownloaderResource
 
-RAW_MEDIA_CODE_VERSION = "1"
+RAW_MEDIA_CODE_VERSION = "2"  # 2: sizes, durations and types as a player shows them
 MAX_FAILURE_RATE = 0.25
 _DTYPES = {
     "bytes": "Int64", "width": "Int64", "height": "Int64", "http_status": "Int64",
     "attempts": "Int64", "duration_s": "Float64", "elapsed_ms": "Float64",
     "has_audio": "boolean", "reused": "boolean",
+    "rotation": "Int64", "mirrored": "boolean", "animated": "boolean", "frame_count": "Int64",
 }  # fmt: skip
-_PREVIEW_COLUMNS = ["url", "status", "cause", "media_type", "bytes", "width", "height", "duration_s"]
+_PREVIEW_COLUMNS = ["url", "status", "cause", "media_type", "bytes", "width", "height", "duration_s", "rotation", "animated"]
 
 
 class RawMediaConfig(dg.Config):
@@ -89,7 +90,7 @@ def raw_media(
     """Every URL of the brand's manifest, downloaded once and stored under its sha256.
 
     One row per URL: ``status`` is ``ok``, ``duplicate`` (same bytes as an
-    earlier URL), ``unsupported`` (not an image or video) or ``failed`` (with
+    earlier URL), ``unsupported`` (not an image, video or audio file) or ``failed`` (with
     ``cause`` and ``detail``). URLs stored by an earlier run are not fetched
     again (``reused``). Fan-out is bounded globally and per host.
     """

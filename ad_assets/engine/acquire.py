@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from typing import Any
 from ad_assets.engine.media_probe import (
     DEFAULT_MAX_DURATION_S,
     DEFAULT_MAX_PIXELS,
+    PROBE_VERSION,
+    MediaProbe,
     MediaProbeError,
     describe_unsupported,
     probe_media,
@@ -34,6 +37,13 @@ MEDIA_COLUMNS = (
     "url", "status", "cause", "detail", "sha256", "media_type", "mime", "bytes",
     "width", "height", "duration_s", "has_audio", "storage_key", "storage_uri",
     "final_url", "http_status", "attempts", "reused", "fetched_at", "elapsed_ms",
+    # What explains the displayed width/height and duration (see MediaProbe).
+    "rotation", "mirrored", "sample_aspect_ratio", "animated", "frame_count", "codec", "duration_source",
+)  # fmt: skip
+# Columns measured by the probe; a stored record from an older probe gets them again.
+PROBE_COLUMNS = (
+    "media_type", "mime", "width", "height", "duration_s", "has_audio",
+    "rotation", "mirrored", "sample_aspect_ratio", "animated", "frame_count", "codec", "duration_source",
 )  # fmt: skip
 
 Row = dict[str, Any]
@@ -103,13 +113,45 @@ class _Acquirer:
         try:
             if not await self.store.exists(key):
                 return None
-            row = json.loads(await self.store.get_bytes(key))
-            if not await self.store.exists(row["storage_key"]):
+            record = json.loads(await self.store.get_bytes(key))
+            if not await self.store.exists(record["storage_key"]):
                 return None  # the media went missing: fetch again
         except (StoreError, ValueError, KeyError):
             return None
-        row.update(reused=True, elapsed_ms=0.0, attempts=0)
-        return {column: row.get(column) for column in MEDIA_COLUMNS}
+        if record.get("probe_version") != PROBE_VERSION:
+            record = await self._reprobe(key, record)
+            if record is None:
+                return None
+        record.update(reused=True, elapsed_ms=0.0, attempts=0)
+        return {column: record.get(column) for column in MEDIA_COLUMNS}
+
+    async def _reprobe(self, record_key: str, record: Row) -> Row | None:
+        """Measure stored media again with this probe: from the store, never from its URL.
+
+        A record written by an older probe holds sizes as stored, not as displayed
+        (a rotated phone video said 640×360). ``None`` when the stored copy cannot
+        be read; then the URL is fetched as if new.
+        """
+        with tempfile.TemporaryDirectory(prefix="ad-assets-reprobe-") as scratch:
+            path = Path(scratch) / "media"
+            try:
+                await self.store.get_to_file(record["storage_key"], path)
+                with path.open("rb") as fh:
+                    sniffed = sniff_media_type(fh.read(64))
+                if sniffed is None:
+                    return None
+                probe = await asyncio.to_thread(
+                    probe_media, path, sniffed,
+                    max_pixels=self.limits.max_pixels, max_duration_s=self.limits.max_duration_s,
+                )  # fmt: skip
+            except (StoreError, MediaProbeError, OSError):
+                return None
+        record.update(probe_columns(probe), probe_version=PROBE_VERSION)
+        try:
+            await self.store.put_bytes(record_key, json.dumps(record).encode())
+        except StoreError:
+            pass  # measured right this run; the next run measures again
+        return record
 
     async def _store(self, result: FetchResult, row: Row) -> None:
         sniffed = sniff_media_type(result.head)
@@ -132,24 +174,14 @@ class _Acquirer:
         except MediaProbeError as exc:
             row.update(status="failed", cause=exc.cause, detail=exc.detail, media_type=sniffed.media_type)
             return
-        key = media_key(result.sha256, sniffed.ext)
+        key = media_key(result.sha256, probe.ext or sniffed.ext)
         try:
-            await self._put_once(key, result.path, sniffed.mime)
+            await self._put_once(key, result.path, probe.mime or sniffed.mime)
         except StoreError as exc:
             row.update(status="failed", cause="store_error", detail=str(exc))
             return
-        row.update(
-            status="ok",
-            media_type=sniffed.media_type,
-            mime=sniffed.mime,
-            width=probe.width,
-            height=probe.height,
-            duration_s=probe.duration_s,
-            has_audio=probe.has_audio,
-            storage_key=key,
-            storage_uri=self.store.uri_for(key),
-        )
-        record = {column: row.get(column) for column in MEDIA_COLUMNS}
+        row.update(status="ok", storage_key=key, storage_uri=self.store.uri_for(key), **probe_columns(probe))
+        record = {column: row.get(column) for column in MEDIA_COLUMNS} | {"probe_version": PROBE_VERSION}
         try:
             await self.store.put_bytes(fetched_record_key(row["url"]), json.dumps(record).encode())
         except StoreError:
@@ -161,6 +193,11 @@ class _Acquirer:
         async with lock:
             if not await self.store.exists(key):
                 await self.store.put_file(key, path, content_type=mime)
+
+
+def probe_columns(probe: MediaProbe) -> Row:
+    """The row columns a probe measures (``PROBE_COLUMNS``)."""
+    return {column: getattr(probe, column) for column in PROBE_COLUMNS}
 
 
 def mark_duplicates(rows: list[Row]) -> list[Row]:

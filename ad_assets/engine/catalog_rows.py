@@ -144,6 +144,10 @@ def _items(raw_media: pd.DataFrame, analysis: dict[str, dict[str, Any]]) -> list
                 ocr_text=_text(image_unit.get("ocr_text")),
                 transcript_text=_text((transcript or {}).get("text")),
                 fetched_at=_timestamp(row.get("fetched_at")),
+                animated=_opt(row.get("animated"), bool),
+                frame_count=_opt(row.get("frame_count"), int),
+                rotation=_opt(row.get("rotation"), int),
+                codec=_opt(row.get("codec")),
             )
         )
     return items

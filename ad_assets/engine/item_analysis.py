@@ -4,10 +4,13 @@ Explicit Python with the conditionals in plain sight:
 
 - image → ``ocr_text``, ``caption``, ``labels``, ``detect_faces``,
   ``dominant_colors``, ``embed_image``, then ``embed_text`` of caption + OCR;
-- video → frames at ``t_i = i·duration/(n−1)``, ``embed_image`` of each, frames
-  too similar to the last kept one dropped, the image methods on each kept
-  frame, and, when there is an audio track, ``transcribe_speech`` with each
-  transcript segment embedded as text.
+- video, or animated image (GIF/WebP/APNG) → the frames shown at
+  ``t_i = i·duration/(n−1)`` from the start of the picture, ``embed_image`` of
+  each, frames too similar to the last kept one dropped, the image methods on
+  each kept frame, and, when there is an audio track, ``transcribe_speech``
+  with each transcript segment embedded as text;
+- audio (a radio or podcast spot) → ``transcribe_speech``, each segment
+  embedded as text.
 
 All items are in flight together; the ``MethodRunner`` bounds calls per
 provider, a semaphore bounds items being decoded, and each finished step is
@@ -42,7 +45,7 @@ EMBED_IMAGE, EMBED_TEXT, TRANSCRIBE = "embed_image", "embed_text", "transcribe_s
 ANALYSIS_METHODS = (*IMAGE_STEPS, EMBED_IMAGE, TRANSCRIBE)
 EMBEDDING_METHODS = (EMBED_IMAGE, EMBED_TEXT)
 ITEM_METHODS = (*IMAGE_STEPS, EMBED_IMAGE, EMBED_TEXT, TRANSCRIBE)
-ENGINE_VERSION = "1"  # bump when the pipeline's shape changes what it produces
+ENGINE_VERSION = "2"  # bump when the pipeline's shape changes what it produces (2: media decoded as displayed)
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class ItemAnalysis:
     @property
     def status(self) -> str:
         """``analysed``, ``partial`` (some methods failed) or ``failed`` (nothing usable)."""
-        if not any(unit.results for unit in self.units):
+        if not any(unit.results for unit in self.units) and self.transcript_result is None:
             return "failed"
         return "partial" if self.failures else "analysed"
 
@@ -171,9 +174,11 @@ class BrandAnalyser:
                 path = await self._local_copy(item.storage_key)
                 journal = await self._journal(item.sha256)
                 run = _ItemRun(self.runner, journal, item)
-                if item.media_type == "image":
+                if item.media_type == "audio":
+                    await self._transcribe(run, path)
+                elif item.media_type == "image" and not row.get("animated"):
                     item.units.append(await self._image_unit(run, "image", None, None, path.read_bytes()))
-                else:
+                else:  # a video, or an animated image read like a short silent video
                     await self._video(run, path, row)
                 await self._keep_journal(journal, item)
             except (StoreError, VideoDecodeError, OSError) as exc:
@@ -230,7 +235,7 @@ class BrandAnalyser:
 
         def decode() -> None:  # in a worker thread
             for frame in iter_frames(
-                path, self.config.frame_count, duration_s=row.get("duration_s"), max_side=self.config.frame_max_side
+                path, self.config.frame_count, max_side=self.config.frame_max_side, animated=bool(row.get("animated"))
             ):
                 if stop.is_set():
                     return
@@ -271,19 +276,24 @@ class BrandAnalyser:
             raise
         item.frames_sampled, item.frames_kept = sampled, len(units)
         if transcript:
-            item.transcript_result = await transcript[0]
-            item.transcript = (item.transcript_result or {}).get("output")
-            segments = (item.transcript or {}).get("segments", [])
-            item.segment_vectors = list(
-                await asyncio.gather(
-                    *(
-                        run.step(f"audio:segment{i}:{EMBED_TEXT}", EMBED_TEXT, text=s["text"])
-                        if s.get("text", "").strip()
-                        else _none()
-                        for i, s in enumerate(segments)
-                    )
+            await self._transcribe(run, path, transcript[0])
+
+    async def _transcribe(self, run: _ItemRun, path: Path, started: asyncio.Task | None = None) -> None:
+        """The transcript (from ``started`` when it already runs), then each segment embedded as text."""
+        item = run.item
+        item.transcript_result = await (started or run.step("audio:transcribe_speech", TRANSCRIBE, audio=path))
+        item.transcript = (item.transcript_result or {}).get("output")
+        segments = (item.transcript or {}).get("segments", [])
+        item.segment_vectors = list(
+            await asyncio.gather(
+                *(
+                    run.step(f"audio:segment{i}:{EMBED_TEXT}", EMBED_TEXT, text=s["text"])
+                    if s.get("text", "").strip()
+                    else _none()
+                    for i, s in enumerate(segments)
                 )
             )
+        )
 
     async def _local_copy(self, key: str) -> Path:
         # Read each item from the store once per run; never from its URL.

@@ -1,4 +1,4 @@
-"""What a downloaded file is, judged from its bytes, and its basic measurements.
+"""What a downloaded file is, judged from its bytes, and its measurements as a player shows them.
 
 The type is sniffed from the leading bytes, never taken from the URL or the
 ``Content-Type`` header: ad sources routinely serve HTML error pages with a 200
@@ -7,17 +7,21 @@ and images with ``application/octet-stream``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ad_assets.engine.media_errors import MediaError
+from ai_methods.media.errors import MediaDecodeError
+from ai_methods.media.pictures import MAX_IMAGE_PIXELS
 
-# No larger than the AI methods accept (ai_methods.images.MAX_IMAGE_PIXELS): an image no method
-# can read is refused at acquisition, with its cause, rather than failing every method later.
-DEFAULT_MAX_PIXELS = 80_000_000
+# No larger than the AI methods accept: an image no method can read is refused at
+# acquisition, with its cause, rather than failing every method later.
+DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS
 DEFAULT_MAX_DURATION_S = 3 * 60 * 60.0
-# Only the local file protocol: a crafted playlist must not make FFmpeg fetch URLs.
-AV_OPEN_OPTIONS = {"protocol_whitelist": "file"}
+# Bump when a probe would record other values for the same bytes: stored records of
+# earlier probes are then measured again from the store (never from their URL).
+PROBE_VERSION = 2
+MEDIA_TYPES = ("image", "video", "audio")
 
 
 class MediaProbeError(MediaError):
@@ -26,24 +30,60 @@ class MediaProbeError(MediaError):
 
 @dataclass(frozen=True)
 class SniffedType:
-    """The media type decided from the bytes."""
+    """The media type decided from the bytes.
 
-    media_type: str  # "image" | "video"
+    For containers that hold pictures or sound (MP4, Matroska/WebM, Ogg) it is
+    provisional: the probe reads the streams and settles ``video`` or ``audio``.
+    """
+
+    media_type: str  # "image" | "video" | "audio"
     mime: str
     ext: str
 
 
 @dataclass(frozen=True)
 class MediaProbe:
-    """Measurements of one media file; fields that do not apply are ``None``."""
+    """Measurements of one media file as a player shows it; fields that do not apply are ``None``.
 
+    ``width``/``height`` are displayed pixels (EXIF orientation, display matrix
+    and sample aspect ratio applied); ``rotation`` is the clockwise turn (degrees)
+    and ``mirrored`` the flip that explain them; ``duration_s`` is the real
+    duration (seconds) and ``duration_source`` where it was read.
+    """
+
+    media_type: str = "image"
+    mime: str | None = None
+    ext: str | None = None
     width: int | None = None
     height: int | None = None
     duration_s: float | None = None
     has_audio: bool | None = None
+    rotation: int | None = None
+    mirrored: bool | None = None
+    sample_aspect_ratio: str | None = None
+    animated: bool | None = None
+    frame_count: int | None = None
+    codec: str | None = None
+    duration_source: str | None = None
 
 
 _ISO_BMFF_BRANDS_QUICKTIME = {b"qt  "}
+_ISO_BMFF_BRANDS_AUDIO = {b"M4A ", b"M4B ", b"M4P ", b"F4A "}
+# What an audio-only file of a picture-capable container is called, and the reverse.
+_AUDIO_TYPE_OF = {
+    "mp4": ("audio/mp4", "m4a"), "mov": ("audio/mp4", "m4a"), "webm": ("audio/webm", "weba"),
+    "mkv": ("audio/x-matroska", "mka"), "avi": ("audio/x-wav", "avi"),
+}  # fmt: skip
+_VIDEO_TYPE_OF = {"m4a": ("video/mp4", "mp4"), "ogg": ("video/ogg", "ogv")}
+
+
+def _is_mpeg_audio_frame(head: bytes) -> bool:
+    """An MPEG-1/2 audio frame header (ISO/IEC 11172-3 2.4.1.3): 11 sync bits, no reserved fields."""
+    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    version, layer = (head[1] >> 3) & 3, (head[1] >> 1) & 3
+    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 3
+    return version != 1 and layer != 0 and bitrate not in (0, 15) and rate != 3
 
 
 def sniff_media_type(head: bytes) -> SniffedType | None:
@@ -58,6 +98,16 @@ def sniff_media_type(head: bytes) -> SniffedType | None:
         return SniffedType("image", "image/webp", "webp")
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return SniffedType("video", "video/x-msvideo", "avi")
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return SniffedType("audio", "audio/wav", "wav")
+    if head[:4] == b"fLaC":
+        return SniffedType("audio", "audio/flac", "flac")
+    if head[:4] == b"OggS":
+        return SniffedType("audio", "audio/ogg", "ogg")  # Vorbis/Opus, or Theora: the probe says
+    if head[:3] == b"ID3" or _is_mpeg_audio_frame(head):
+        return SniffedType("audio", "audio/mpeg", "mp3")
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+        return SniffedType("audio", "audio/aac", "aac")  # ADTS: sync bits with layer 0
     if head[:4] == b"\x1a\x45\xdf\xa3":
         # Matroska and WebM share the EBML header; the doctype says which.
         if b"webm" in head[:64]:
@@ -71,6 +121,8 @@ def sniff_media_type(head: bytes) -> SniffedType | None:
             return None  # HEIF stills: Pillow cannot decode them without a plugin
         if brand in _ISO_BMFF_BRANDS_QUICKTIME:
             return SniffedType("video", "video/quicktime", "mov")
+        if brand in _ISO_BMFF_BRANDS_AUDIO:
+            return SniffedType("audio", "audio/mp4", "m4a")
         return SniffedType("video", "video/mp4", "mp4")
     return None
 
@@ -91,81 +143,75 @@ def describe_unsupported(head: bytes, content_type: str | None) -> str:
     else:
         kind = "bytes of an unknown type"
     served = f" (served as {content_type})" if content_type else ""
-    return f"{kind}{served}, not an image or video"
+    return f"{kind}{served}, not an image or video, nor audio"
+
+
+def _refused(exc: MediaDecodeError) -> MediaProbeError:
+    return MediaProbeError(exc.cause, exc.detail)
+
+
+# EXIF orientation (TIFF 6.0 tag 274) as the clockwise turn and the mirror a viewer applies.
+_EXIF_ROTATION = {1: 0, 2: 0, 3: 180, 4: 180, 5: 270, 6: 90, 7: 90, 8: 270}
+_EXIF_MIRRORED = {2, 4, 5, 7}
 
 
 def probe_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaProbe:
-    """Width and height of an image, after checking it decodes and is not a pixel bomb."""
-    from PIL import Image
+    """Displayed size of a still or animated image, after checking it decodes and is not a pixel bomb.
+
+    Raises ``MediaProbeError`` (``too_many_pixels``, ``corrupt_media``).
+    """
+    from ai_methods.media.pictures import probe_picture
 
     try:
-        # Pillow raises DecompressionBombError on open above twice its MAX_IMAGE_PIXELS and only
-        # warns above it once; that band is refused here by an explicit check. Not by turning the
-        # warning into an error with warnings.catch_warnings: probes run in worker threads, and that
-        # context manager swaps the process-wide filters, so under concurrency a bomb slipped
-        # through now and then (tests/reliability/test_hostile_media.py).
-        with Image.open(path) as img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise MediaProbeError(
-                    "too_many_pixels", f"image is {width}x{height}, above the {max_pixels:,} pixel limit"
-                )
-            pillow_limit = Image.MAX_IMAGE_PIXELS
-            if pillow_limit and width * height > pillow_limit:
-                raise MediaProbeError(
-                    "too_many_pixels",
-                    f"image is {width}x{height}, above Pillow's decompression-bomb limit of {pillow_limit:,} pixels",
-                )
-            # Decode the pixels: a header that promises an image is not an image (truncated,
-            # or a few bytes claiming 5000x10000) and must fail here, as this URL's cause.
-            img.load()
-    except MediaProbeError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise MediaProbeError("too_many_pixels", f"image refused as a decompression bomb: {exc}") from exc
-    except Exception as exc:  # Pillow raises many types for corrupt files
-        raise MediaProbeError("corrupt_media", f"image does not decode: {exc}") from exc
-    return MediaProbe(width=width, height=height)
+        info = probe_picture(path, path.name, max_pixels=max_pixels)
+    except MediaDecodeError as exc:
+        raise _refused(exc) from exc
+    orientation = info.orientation if info.orientation in _EXIF_ROTATION else 1
+    return MediaProbe(
+        media_type="image", width=info.width, height=info.height,
+        duration_s=round(info.duration_s, 3) if info.animated and info.duration_s else None,
+        rotation=_EXIF_ROTATION[orientation], mirrored=orientation in _EXIF_MIRRORED,
+        animated=info.animated, frame_count=info.frame_count, codec=info.format.lower(),
+    )  # fmt: skip
 
 
 def probe_video(path: Path, *, max_duration_s: float = DEFAULT_MAX_DURATION_S) -> MediaProbe:
-    """Duration, frame size and whether there is an audio track, read with PyAV."""
-    import av
+    """A video's or an audio file's displayed size, real duration and streams (PyAV).
+
+    The duration limit is decided from the header or packets before any picture
+    is decoded. Raises ``MediaProbeError`` (``corrupt_media``, ``too_long``,
+    ``no_media_stream``).
+    """
+    from ai_methods.media.video import probe_layout
 
     try:
-        with av.open(str(path), options=AV_OPEN_OPTIONS) as container:
-            video = next((s for s in container.streams if s.type == "video"), None)
-            if video is None:
-                raise MediaProbeError("corrupt_media", "container has no video stream")
-            has_audio = any(s.type == "audio" for s in container.streams)
-            duration_s = container_duration(container, video)
-            width, height = video.codec_context.width, video.codec_context.height
-    except MediaProbeError:
-        raise
-    except Exception as exc:  # PyAV raises av.error.* subclasses and ValueError
-        raise MediaProbeError("corrupt_media", f"video does not decode: {exc}") from exc
-    if duration_s is None or duration_s <= 0:
-        raise MediaProbeError("corrupt_media", "video has no measurable duration")
-    if duration_s > max_duration_s:
-        raise MediaProbeError(
-            "too_long", f"video lasts {duration_s:.0f} s, above the {max_duration_s:.0f} s limit"
-        )
-    if not width or not height:
+        layout = probe_layout(path, max_duration_s=max_duration_s)
+    except MediaDecodeError as exc:
+        raise _refused(exc) from exc
+    if layout.media_type == "video" and not (layout.width and layout.height):
         raise MediaProbeError("corrupt_media", "video stream has no frame size")
-    return MediaProbe(width=width, height=height, duration_s=round(duration_s, 3), has_audio=has_audio)
-
-
-def container_duration(container, video) -> float | None:
-    """The video stream's duration in seconds, else the container's, else ``None``."""
-    if video.duration is not None and video.time_base is not None:
-        return float(video.duration * video.time_base)
-    if container.duration is not None:
-        return container.duration / 1_000_000  # AV_TIME_BASE
-    return None
+    return MediaProbe(
+        media_type=layout.media_type, width=layout.width, height=layout.height, duration_s=layout.duration_s,
+        has_audio=layout.has_audio, rotation=layout.rotation if layout.media_type == "video" else None,
+        mirrored=(layout.hflip or layout.vflip) if layout.media_type == "video" else None,
+        sample_aspect_ratio=layout.sample_aspect_ratio,
+        codec=layout.video_codec or layout.audio_codec, duration_source=layout.duration_source,
+    )  # fmt: skip
 
 
 def probe_media(path: Path, sniffed: SniffedType, *, max_pixels: int, max_duration_s: float) -> MediaProbe:
-    """Probe ``path`` according to its sniffed type."""
+    """Probe ``path`` according to its sniffed type; the result's ``media_type``, ``mime`` and ``ext`` are settled.
+
+    A container sniffed as video may hold only sound (an ``m4a`` radio spot, a
+    WebM of Opus) and is then ``audio``; an Ogg or M4A with a picture is ``video``.
+    """
     if sniffed.media_type == "image":
-        return probe_image(path, max_pixels=max_pixels)
-    return probe_video(path, max_duration_s=max_duration_s)
+        probe = probe_image(path, max_pixels=max_pixels)
+    else:
+        probe = probe_video(path, max_duration_s=max_duration_s)
+    mime, ext = sniffed.mime, sniffed.ext
+    if probe.media_type == "audio" and sniffed.media_type == "video":
+        mime, ext = _AUDIO_TYPE_OF.get(ext, (mime, ext))
+    elif probe.media_type == "video" and sniffed.media_type == "audio":
+        mime, ext = _VIDEO_TYPE_OF.get(ext, ("video/" + mime.split("/", 1)[1], ext))
+    return replace(probe, mime=mime, ext=ext)

@@ -1,15 +1,15 @@
-"""Slicing a video: evenly spread frames, near-duplicate removal, the audio track.
+"""Slicing a video or an animated image: evenly spread frames, near-duplicate removal, the audio track.
 
-Frames are taken at ``t_i = i * duration / (n - 1)`` for ``i = 0 … n-1`` by
-seeking to the key frame before ``t_i`` and decoding forward, so a long video
-costs ``n`` short decodes, not a full decode; when the next ``t_i`` lies after
-the frame last decoded with no key frame in between, decoding simply carries
-on. Only local files are opened.
+Frames are asked for at ``t_i = i * duration / (n - 1)`` for ``i = 0 … n-1``,
+measured from the start of the picture, and each is the frame a player shows
+at that time, stamped with its own presentation time (the decoding layer,
+``ai_methods.media``, applies the display matrix, the sample aspect ratio and
+the real duration). A frame shown at several of those times is taken once.
+Only local files are opened.
 """
 
 from __future__ import annotations
 
-import bisect
 import io
 import wave
 from dataclasses import dataclass
@@ -19,7 +19,8 @@ from typing import Iterator
 import numpy as np
 
 from ad_assets.engine.media_errors import MediaError
-from ad_assets.engine.media_probe import AV_OPEN_OPTIONS, container_duration
+from ai_methods.media.errors import MediaDecodeError
+from ai_methods.media.video import AV_OPEN_OPTIONS
 
 DEFAULT_FRAME_COUNT = 45
 DEFAULT_MAX_SIDE = 1024
@@ -32,7 +33,12 @@ class VideoDecodeError(MediaError):
 
 @dataclass(frozen=True)
 class SampledFrame:
-    """One sampled frame: its position in the sampling, the time asked for and the time shown."""
+    """One sampled frame as displayed.
+
+    ``index`` is its position among the frames taken, ``t_s`` its presentation
+    time in seconds from the start of the picture, ``pts_s`` the same instant on
+    the file's own clock (files cut or remuxed may start it at +5 s).
+    """
 
     index: int
     t_s: float
@@ -51,123 +57,74 @@ def frame_times(duration_s: float, n: int) -> list[float]:
     return [round(i * duration_s / (n - 1), 4) for i in range(n)]
 
 
-def _encode_jpeg(frame, max_side: int | None) -> tuple[bytes, int, int]:
-    # Downscale in swscale while converting to RGB: one pass, several times
-    # cheaper than converting at full size and resizing with Pillow.
-    width, height = frame.width, frame.height
-    if max_side and max(width, height) > max_side:
-        scale = max_side / max(width, height)
-        width, height = max(1, round(width * scale)), max(1, round(height * scale))
-        img = frame.to_image(width=width, height=height, interpolation="AREA")
-    else:
-        img = frame.to_image()
+def _encode_jpeg(image, max_side: int | None) -> tuple[bytes, int, int]:
+    if max_side and max(image.size) > max_side:
+        image = image.copy()
+        image.thumbnail((max_side, max_side))
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=JPEG_QUALITY)
-    return buf.getvalue(), img.width, img.height
+    image.save(buf, format="JPEG", quality=JPEG_QUALITY)
+    return buf.getvalue(), image.width, image.height
 
 
 def sample_frames(
-    path: Path, n: int = DEFAULT_FRAME_COUNT, *, duration_s: float | None = None, max_side: int | None = DEFAULT_MAX_SIDE
+    path: Path,
+    n: int = DEFAULT_FRAME_COUNT,
+    *,
+    duration_s: float | None = None,
+    max_side: int | None = DEFAULT_MAX_SIDE,
+    animated: bool = False,
 ) -> list[SampledFrame]:
-    """Decode ``n`` frames spread evenly over the video (JPEG-encoded, longest side ≤ ``max_side``)."""
-    return list(iter_frames(path, n, duration_s=duration_s, max_side=max_side))
+    """Decode up to ``n`` frames spread evenly over the video (JPEG-encoded, longest side ≤ ``max_side``)."""
+    return list(iter_frames(path, n, duration_s=duration_s, max_side=max_side, animated=animated))
 
 
 def iter_frames(
-    path: Path, n: int = DEFAULT_FRAME_COUNT, *, duration_s: float | None = None, max_side: int | None = DEFAULT_MAX_SIDE
+    path: Path,
+    n: int = DEFAULT_FRAME_COUNT,
+    *,
+    duration_s: float | None = None,
+    max_side: int | None = DEFAULT_MAX_SIDE,
+    animated: bool = False,
 ) -> Iterator[SampledFrame]:
     """``sample_frames`` one frame at a time, each yielded as soon as it is encoded.
 
-    A caller can start working on the first frames while later ones decode.
-    Raises ``VideoDecodeError`` (possibly after some frames) when the video
-    does not decode or yields no frame.
+    ``duration_s`` is the span to sample from the start of the picture (by
+    default the picture's, from the file); ``animated`` reads an animated GIF,
+    WebP or APNG instead of a video. A caller can start working on the first
+    frames while later ones decode. Raises ``VideoDecodeError`` (possibly after
+    some frames) when the file does not decode or yields no frame.
     """
-    import av
-
     yielded = 0
     try:
-        with av.open(str(path), options=AV_OPEN_OPTIONS) as container:
-            stream = next((s for s in container.streams if s.type == "video"), None)
-            if stream is None:
-                raise VideoDecodeError("no_video_stream", f"{path.name} has no video stream")
-            if duration_s is None:
-                duration_s = container_duration(container, stream)
-            if not duration_s or duration_s <= 0:
-                raise VideoDecodeError("corrupt_media", f"{path.name} has no measurable duration")
-            reader = _FrameReader(container, stream)
-            stream.thread_type = "AUTO"
-            last = None
-            for index, t in enumerate(frame_times(duration_s, n)):
-                chosen = reader.frame_at(t) or last
-                if chosen is None:
-                    continue
-                last = chosen
-                jpeg, width, height = _encode_jpeg(chosen, max_side)
-                pts_s = float(chosen.time) if chosen.time is not None else t
-                yield SampledFrame(index, t, round(pts_s, 4), jpeg, width, height)
-                yielded += 1
-    except VideoDecodeError:
-        raise
-    except Exception as exc:  # PyAV raises av.error.* and ValueError for broken input
-        raise VideoDecodeError("corrupt_media", f"{path.name} does not decode: {exc}") from exc
+        for frame in (_animation_frames if animated else _video_frames)(path, n, duration_s, max_side):
+            yield frame
+            yielded += 1
+    except MediaDecodeError as exc:
+        raise VideoDecodeError(exc.cause, f"{path.name}: {exc.detail}") from exc
     if not yielded:
         raise VideoDecodeError("corrupt_media", f"{path.name} yielded no frame")
 
 
-class _FrameReader:
-    """Finds the frame shown at a time, decoding forward instead of seeking when that is cheaper.
+def _video_frames(path: Path, n: int, duration_s: float | None, max_side: int | None) -> Iterator[SampledFrame]:
+    from ai_methods.media.video import iter_video_frames, probe_layout
 
-    Seeking lands on the key frame before the target and decodes from there, so
-    with targets 1 s apart and key frames 10 s apart every seek re-decodes up to
-    10 s of video. When the key frame before the next target is not after the
-    frame last decoded, carrying on decoding costs less and gives the same frame.
-    """
-
-    def __init__(self, container, stream) -> None:
-        self.container, self.stream = container, stream
-        self.keyframes = _keyframe_pts(container, stream)
-        self._decoded = None  # the decoder's frame iterator since the last seek
-        self._current = None  # the frame it returned last
-
-    def frame_at(self, t: float):
-        """The first frame shown at or after ``t`` (or the last frame before the end)."""
-        target = int(t / self.stream.time_base) if self.stream.time_base else 0
-        current = self._current
-        if current is not None and current.pts is not None and self._decoded is not None:
-            if current.pts >= target:
-                return current  # the frame already decoded is the first at or after ``t``
-            key = _last_at_or_before(self.keyframes, target)
-            if key is None or key > current.pts:
-                self._seek(target)
-        else:
-            self._seek(target)
-        previous = self._current
-        for frame in self._decoded:
-            self._current = frame
-            if frame.pts is None or frame.pts >= target:
-                return frame
-            previous = frame
-        return previous
-
-    def _seek(self, target: int) -> None:
-        self.container.seek(max(target, 0), stream=self.stream, backward=True, any_frame=False)
-        self._decoded = self.container.decode(self.stream)
-        self._current = None
+    layout = probe_layout(path)
+    span = duration_s if duration_s else layout.picture_duration_s
+    if not span or span <= 0:
+        raise MediaDecodeError("corrupt_media", "the picture has no measurable duration")
+    for frame in iter_video_frames(path, frame_times(span, n), max_side=max_side, layout=layout):
+        jpeg, width, height = _encode_jpeg(frame.image, None)
+        yield SampledFrame(frame.index, frame.t_s, round(frame.t_s + layout.start_s, 4), jpeg, width, height)
 
 
-def _keyframe_pts(container, stream) -> list[int]:
-    """Sorted presentation times of the stream's key frames, read from the packets without decoding."""
-    try:
-        found = sorted(p.pts for p in container.demux(stream) if p.is_keyframe and p.pts is not None)
-    except Exception:  # a damaged tail: decoding still works, only seeking is less clever
-        found = []
-    container.seek(0, stream=stream, backward=True, any_frame=False)
-    return found
+def _animation_frames(path: Path, n: int, duration_s: float | None, max_side: int | None) -> Iterator[SampledFrame]:
+    from ai_methods.media.animation import frame_starts, frames_at
 
-
-def _last_at_or_before(values: list[int], target: int) -> int | None:
-    i = bisect.bisect_right(values, target)
-    return values[i - 1] if i else None
+    _, total = frame_starts(path)
+    span = duration_s if duration_s else total
+    for frame in frames_at(path, frame_times(span, n) or [0.0]):
+        jpeg, width, height = _encode_jpeg(frame.image, max_side)
+        yield SampledFrame(frame.index, frame.t_s, frame.t_s, jpeg, width, height)
 
 
 class DistinctFrames:

@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ad_assets.engine.acquire import empty_row
-from ad_assets.engine.media_probe import probe_image, probe_video, sniff_media_type
+from ad_assets.engine.acquire import empty_row, probe_columns
+from ad_assets.engine.media_probe import DEFAULT_MAX_DURATION_S, DEFAULT_MAX_PIXELS, probe_media, sniff_media_type
 from resources.media_store import MediaStore, media_key
 
 
@@ -31,6 +31,6 @@ def store_media(store: MediaStore, data: bytes, *, probe: bool = True) -> dict[s
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / f"media.{ext}"
             path.write_bytes(data)
-            measured = probe_image(path) if sniffed.media_type == "image" else probe_video(path)
-        row.update(width=measured.width, height=measured.height, duration_s=measured.duration_s, has_audio=measured.has_audio)
+            measured = probe_media(path, sniffed, max_pixels=DEFAULT_MAX_PIXELS, max_duration_s=DEFAULT_MAX_DURATION_S)
+        row.update(probe_columns(measured))
     return row
