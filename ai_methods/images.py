@@ -1,66 +1,55 @@
-"""Decoding and re-encoding images for methods (Pillow; imported lazily)."""
+"""Decoding and re-encoding images for methods, through the decoding layer ``ai_methods.media.pictures``.
+
+Methods see a picture as a browser shows it: EXIF orientation applied, any
+mode and bit depth as 8-bit RGB, colour managed to sRGB, transparency on
+white, the first frame of an animation. Remote models get bytes that show
+the same thing (re-encoded when the original would need any of those rules).
+"""
 
 from __future__ import annotations
 
 import io
 from typing import TYPE_CHECKING
 
-from ai_methods.errors import InvalidInputError
+from ai_methods.media import pictures
+from ai_methods.media.pictures import MAX_IMAGE_PIXELS  # noqa: F401  (kept importable from here)
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-# Bigger images are refused rather than decoded: an ad creative never needs more.
-MAX_IMAGE_PIXELS = 80_000_000
 # Claude and GPT-4o both downscale past ~1.5k px on the long side; sending more only costs.
 REMOTE_MAX_SIDE = 1568
 _REMOTE_FORMATS = {"PNG", "JPEG", "WEBP"}
 
 
 def probe_image(data: bytes, label: str) -> tuple[str, int, int]:
-    """Check that ``data`` is an image Pillow can read; return (format, width, height).
+    """Check that ``data`` is an image Pillow can read; return (format, width, height) as DISPLAYED.
 
-    Reads the header and verifies the file structure without a full decode.
+    Reads the header only (pixels are decoded when a method first needs
+    them). Raises ``MediaDecodeError`` (an ``InvalidInputError``) naming
+    ``label``: ``corrupt_media`` for bytes that are not an image,
+    ``too_many_pixels`` above ``MAX_IMAGE_PIXELS``.
     """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            fmt, (width, height) = im.format or "UNKNOWN", im.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise InvalidInputError(
-                    f"{label}: image is {width}x{height} pixels, above the limit of {MAX_IMAGE_PIXELS}; downscale it first"
-                )
-            im.verify()
-    except InvalidInputError:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidInputError(f"{label}: not a decodable image ({exc})") from exc
-    if width < 1 or height < 1:
-        raise InvalidInputError(f"{label}: image has no pixels ({width}x{height})")
-    return fmt, width, height
+    info = pictures.probe_picture(data, label, decode=False)
+    return info.format, info.width, info.height
 
 
 def decode_rgb(data: bytes, label: str = "image") -> "Image.Image":
-    """Fully decode ``data`` to an RGB Pillow image (alpha composited on white)."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                return Image.alpha_composite(background, rgba).convert("RGB")
-            return im.convert("RGB")
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidInputError(f"{label}: image could not be decoded ({exc})") from exc
+    """The picture as displayed (first frame, upright, 8-bit RGB on white); ``MediaDecodeError`` if it does not decode."""
+    return pictures.decode_picture(data, label)
 
 
 def for_remote(data: bytes, fmt: str, width: int, height: int, max_side: int = REMOTE_MAX_SIDE) -> bytes:
-    """Bytes to send to a remote model: the original when small and common, else a JPEG downscale."""
+    """Bytes to send to a remote model: the original when a model would see what a browser shows, else a JPEG.
+
+    The original goes when it is PNG/JPEG/WebP, no side above ``max_side``
+    and needs none of the display rules (orientation, mode, animation, ICC);
+    otherwise the displayed first frame is downscaled to ``max_side`` and
+    sent as JPEG, since providers do not apply those rules the same way.
+    """
     if fmt in _REMOTE_FORMATS and max(width, height) <= max_side:
-        return data
+        if not pictures.probe_picture(data, decode=False).needs_conversion:
+            return data
     im = decode_rgb(data)
     im.thumbnail((max_side, max_side))
     out = io.BytesIO()
