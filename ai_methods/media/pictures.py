@@ -14,10 +14,10 @@ What a browser does and a naive ``Image.open(...).convert("RGB")`` does not:
   (Pillow#1108, #5967).
 - **colour**: an embedded ICC profile is converted to sRGB (browsers
   colour-manage; littleCMS through ``PIL.ImageCms``); a broken profile falls
-  back to the plain conversion. CMYK JPEGs without Adobe's APP14 marker hold
-  inverted inks as far as browsers are concerned (Firefox bug 674619, the
-  table in LadybirdBrowser/ladybird#6486); Pillow inverts only when the marker
-  is there, so the rest is inverted here. ``LAB`` goes through littleCMS too
+  back to the plain conversion. CMYK JPEGs hold inverted (Adobe) inks
+  whether or not the APP14 marker is there, as browsers assume (Firefox bug
+  674619, LadybirdBrowser/ladybird#6486); Pillow reads them so too, and the
+  corpus checks it. ``LAB`` goes through littleCMS too
   (Pillow's ``convert`` reads its L channel as grey).
 - **transparency** (alpha, palette transparency, a tRNS key colour) is
   composited on white, the page behind an ad.
@@ -32,6 +32,7 @@ swaps process-wide filters and probes run in threads.
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -103,28 +104,56 @@ def _read(source: bytes | Path) -> bytes:
     return bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes()
 
 
+def orientation_from_exif(raw: bytes) -> int:
+    """The Orientation (tag 0x0112) in IFD0 of an EXIF block; 1 when absent, malformed or outside 1..8.
+
+    Follows Blink's reader (``ReadImageOrientation`` in
+    ``third_party/blink/renderer/platform/image-decoders/jpeg/jpeg_image_decoder.cc``):
+    an optional ``Exif\\0\\0`` prefix, a TIFF header in either byte order,
+    IFD0 entries read while they lie inside the block, and the tag counted only
+    as one SHORT. Pillow's parser is more lenient (it takes the first of
+    several values, or an XMP value), which browsers do not.
+    """
+    if raw.startswith(b"Exif\x00\x00"):
+        raw = raw[6:]
+    if len(raw) < 8 or raw[:2] not in (b"II", b"MM"):
+        return 1
+    e = "<" if raw[:2] == b"II" else ">"
+    if struct.unpack_from(e + "H", raw, 2)[0] != 42:
+        return 1
+    ifd = struct.unpack_from(e + "I", raw, 4)[0]
+    if ifd + 2 > len(raw):
+        return 1
+    count = struct.unpack_from(e + "H", raw, ifd)[0]
+    pos = ifd + 2
+    for _ in range(count):
+        if pos + 12 > len(raw):
+            break
+        tag, typ, n = struct.unpack_from(e + "HHI", raw, pos)
+        if tag == EXIF_ORIENTATION and typ == 3 and n == 1:
+            value = struct.unpack_from(e + "H", raw, pos + 8)[0]
+            return value if 1 <= value <= 8 else 1
+        pos += 12
+    return 1
+
+
 def exif_orientation(im: "Image.Image") -> int:
     """The EXIF orientation (1-8) of an open picture; 1 when absent, out of range or unreadable.
 
     Reads the EXIF bytes (``im.info["exif"]``: JPEG APP1, PNG eXIf, WebP EXIF)
-    or a TIFF's own tag, never XMP (browsers do not apply XMP orientation).
+    with ``orientation_from_exif``, or a TIFF's own tag; never XMP (browsers do
+    not apply XMP orientation; Pillow's ``getexif`` does).
     """
-    from PIL import Image
-
-    value: Any = None
     try:
         raw = im.info.get("exif")
         if raw:
-            exif = Image.Exif()
-            exif.load(bytes(raw))
-            value = exif.get(EXIF_ORIENTATION)
-        elif hasattr(im, "tag_v2"):
+            return orientation_from_exif(bytes(raw))
+        if hasattr(im, "tag_v2"):
             value = im.tag_v2.get(_TIFF_ORIENTATION)
-    except Exception:  # malformed IFDs raise many types (struct.error, IndexError, ZeroDivisionError...)
+            return value if isinstance(value, int) and 1 <= value <= 8 else 1
+    except Exception:  # a TIFF directory Pillow cannot read: shown as stored
         return 1
-    if isinstance(value, (tuple, list)) and len(value) == 1:
-        value = value[0]
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+    return 1
 
 
 def oriented_size(width: int, height: int, orientation: int) -> tuple[int, int]:
@@ -200,7 +229,7 @@ def _scale_float(im: "Image.Image") -> "Image.Image":
 def _colour_and_alpha(im: "Image.Image") -> tuple["Image.Image", "Image.Image | None"]:
     """Split ``im`` into an 8-bit colour picture (L, RGB, CMYK, LAB) and an 8-bit alpha (or None)."""
     import numpy as np
-    from PIL import Image, ImageChops
+    from PIL import Image
 
     mode = im.mode
     transparency = im.info.get("transparency")
@@ -213,10 +242,8 @@ def _colour_and_alpha(im: "Image.Image") -> tuple["Image.Image", "Image.Image | 
     if mode == "F":
         return _scale_float(im), None
     if mode == "CMYK":
-        if im.format == "JPEG" and "adobe" not in im.info:
-            # Without Adobe's APP14 marker Pillow reads the inks as stored; browsers treat
-            # standalone CMYK JPEGs as inverted (Firefox bug 674619, ladybird#6486).
-            im = ImageChops.invert(im)
+        # Pillow reads every CMYK JPEG with Adobe's inverted polarity, marker or not, which is
+        # what browsers do for standalone JPEGs (Firefox bug 674619, ladybird#6486): nothing to undo.
         return im, None
     if mode in ("LAB", "YCbCr", "HSV"):
         return (im if mode == "LAB" else im.convert("RGB")), None
