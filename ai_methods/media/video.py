@@ -45,6 +45,10 @@ AV_TIME_BASE = 1_000_000  # FFmpeg's container clock: microseconds
 class DisplayTransform:
     """How a stored picture is turned for display: ``rotation`` degrees clockwise, then mirrored.
 
+    A half turn is ``rotation=180`` without flips (FFmpeg does it as ``hflip`` + ``vflip``); a
+    mirror alone is ``rotation=0`` with one flip; a mirrored quarter turn keeps its flip in
+    ``transpose`` (``clock_flip``/``cclock_flip``) and reports it as ``vflip``.
+
     ``transpose`` is FFmpeg's ``transpose`` filter direction when the turn is a
     quarter (``clock``, ``cclock``, ``clock_flip``, ``cclock_flip``), else ``None``.
     """
@@ -62,8 +66,10 @@ class DisplayTransform:
         """``image`` turned and mirrored as FFmpeg's autorotate does."""
         from PIL import Image
 
-        if self.transpose is not None:
-            image = image.transpose(_TRANSPOSE_TO_PIL[self.transpose](Image.Transpose))
+        if self.transpose is not None:  # one operation; a mirror is part of it (``*_flip``)
+            return image.transpose(_TRANSPOSE_TO_PIL[self.transpose](Image.Transpose))
+        if self.rotation == 180:
+            image = image.transpose(Image.Transpose.ROTATE_180)
         elif self.rotation:  # not a quarter turn: rare, FFmpeg's ``rotate`` filter
             image = image.rotate(-self.rotation, expand=True, fillcolor=(0, 0, 0))
         if self.hflip:
@@ -103,14 +109,22 @@ def display_transform(matrix: tuple[int, ...] | None) -> DisplayTransform:
     theta = -round(rotation_ccw)
     theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
     raw = matrix
+    # The fields say what the picture undergoes (turn clockwise, then mirror); FFmpeg's filters are
+    # the same transform: ``cclock_flip`` is a quarter turn counter-clockwise then a vertical flip,
+    # ``clock_flip`` a quarter turn clockwise then a vertical flip, ``hflip``+``vflip`` a half turn.
     if abs(theta - 90) < 1.0:
-        direction = "cclock_flip" if raw[3] > 0 else "clock"
-        return DisplayTransform(90, transpose=direction)
+        if raw[3] > 0:
+            return DisplayTransform(270, vflip=True, transpose="cclock_flip")
+        return DisplayTransform(90, transpose="clock")
     if abs(theta - 180) < 1.0:
-        return DisplayTransform(180, hflip=raw[0] < 0, vflip=raw[4] < 0)
+        hflip, vflip = raw[0] < 0, raw[4] < 0
+        if hflip and vflip:
+            return DisplayTransform(180)
+        return DisplayTransform(0, hflip=hflip, vflip=vflip)  # a mirror (negative determinant)
     if abs(theta - 270) < 1.0:
-        direction = "clock_flip" if raw[3] < 0 else "cclock"
-        return DisplayTransform(270, transpose=direction)
+        if raw[3] < 0:
+            return DisplayTransform(90, vflip=True, transpose="clock_flip")
+        return DisplayTransform(270, transpose="cclock")
     if abs(theta) > 1.0:
         return DisplayTransform(int(round(theta)) % 360)
     return DisplayTransform(0, vflip=raw[4] < 0)
@@ -276,7 +290,7 @@ def probe_layout(path: Path, *, max_duration_s: float | None = None) -> MediaLay
                     media_type="audio", width=None, height=None, coded_width=None, coded_height=None,
                     rotation=0, hflip=False, vflip=False, sample_aspect_ratio=None,
                     duration_s=round(duration_s, 3), duration_source=source, start_s=_start_s(container, audio),
-                    has_audio=True, video_codec=None, audio_codec=audio.codec_context.name, frame_rate=None,
+                    has_audio=True, video_codec=None, audio_codec=_codec_name(audio), frame_rate=None,
                     clock_start_s=clock_start,
                 )  # fmt: skip
             first = next(container.decode(video), None)
@@ -292,14 +306,20 @@ def probe_layout(path: Path, *, max_duration_s: float | None = None) -> MediaLay
                 rotation=transform.rotation, hflip=transform.hflip, vflip=transform.vflip,
                 sample_aspect_ratio=f"{sar.numerator}:{sar.denominator}" if sar else None,
                 duration_s=round(duration_s, 3), duration_source=source, start_s=_start_s(container, video),
-                has_audio=audio is not None, video_codec=video.codec_context.name,
-                audio_codec=audio.codec_context.name if audio is not None else None,
+                has_audio=audio is not None, video_codec=_codec_name(video),
+                audio_codec=_codec_name(audio) if audio is not None else None,
                 frame_rate=round(float(rate), 3) if rate else None, clock_start_s=clock_start,
             )  # fmt: skip
     except MediaDecodeError:
         raise
     except Exception as exc:  # PyAV raises av.error.* subclasses, ValueError, and more for broken input
         raise MediaDecodeError(CORRUPT_MEDIA, f"does not decode: {exc}") from exc
+
+
+def _codec_name(stream) -> str:
+    """The codec's name as ffprobe gives it (``mp3``), not the decoder FFmpeg picked (``mp3float``)."""
+    codec = stream.codec_context.codec
+    return getattr(codec, "canonical_name", None) or stream.codec_context.name
 
 
 def _display_size(width: int, height: int, sar: Fraction | None, transform: DisplayTransform) -> tuple[int, int]:
@@ -386,8 +406,10 @@ class _FrameReader:
         if not self._can_continue(target):
             self._seek(target)
             first = self._next()
-            if first is not None and first.pts is not None and first.pts > target and self._before(target):
-                # The seek overshot (a file without an index seeks by guessing): decode from the start.
+            overshot = first is None or (first.pts is not None and first.pts > target)
+            if overshot and self._before(target):
+                # The seek overshot, even to the end (a file without an index, e.g. MPEG-TS, seeks by
+                # guessing from timestamps and byte positions): decode from the start.
                 self._seek(None)
                 first = self._next()
             self._ahead = first
