@@ -674,8 +674,8 @@ def apng_members() -> list[AnimationCase]:
     """APNGs with each dispose and blend operation over half-transparent tiles, a hidden default image, zero delays."""
     base = np.asarray(banner_frames()[0].convert("RGBA")).copy()
     tile = np.asarray(ad(["NEW"], (240, 120), background=(30, 90, 200), foreground=(255, 255, 255)).convert("RGBA")).copy()
-    tile[:, :40, 3] = 0
-    tile[:, 40:80, 3] = 128  # half transparent over opaque: Pillow's OVER paste gets this alpha wrong
+    tile[90:105, :, 3] = 0  # below the word: see-through
+    tile[105:, :, 3] = 128  # half transparent over opaque: Pillow's OVER paste gets this alpha wrong
     side = np.asarray(ad(["NOW"], (160, 240), background=(200, 40, 40), foreground=(255, 255, 255)).convert("RGBA")).copy()
     side[:40, :, 3] = 100
     out = []
