@@ -222,7 +222,20 @@ def real_duration(container) -> tuple[float | None, str]:
     the last packet's end found by reading packets (no decoding).
     """
     if container.duration is not None and container.duration > 0:
-        return container.duration / AV_TIME_BASE, "container"
+        duration = container.duration / AV_TIME_BASE
+        start = container.start_time / AV_TIME_BASE if container.start_time is not None else 0.0
+        if "matroska" in container.format.name and start > 0:
+            duration -= start  # a Matroska Segment Duration counts from the segment's 0, not from the first block
+        if container.format.name in _DURATION_GUESSED_FROM_BIT_RATE:
+            first, last = _packet_extent(container)
+            if first is not None and last is not None and last > first:
+                return last - first, "packets"
+        tail = _tail_end(container)
+        if tail is not None and tail - start > duration + 0.05:
+            # The header undercounts: FFmpeg sums an MP4's decode-time deltas, which fall short of
+            # the last presentation time in a variable-frame-rate file with B-frames.
+            return tail - start, "packets"
+        return duration, "container"
     spans = [span for s in container.streams if s.type in ("video", "audio") and (span := _stream_span(s))]
     if spans:
         return max(end for _, end in spans) - min(start for start, _ in spans), "streams"
@@ -230,6 +243,33 @@ def real_duration(container) -> tuple[float | None, str]:
     if first is not None and last is not None and last > first:
         return last - first, "packets"
     return None, "none"
+
+
+# Raw MP3/ADTS streams: without a Xing/VBRI header FFmpeg guesses the duration from the first
+# frames' bit rate ("Estimating duration from bitrate"), which is wrong for variable bit rate.
+_DURATION_GUESSED_FROM_BIT_RATE = {"mp3", "aac"}
+
+
+def _tail_end(container) -> float | None:
+    """The latest packet end after the last key frame (seek to the end, read packets, no decoding)."""
+    streams = [s for s in container.streams if s.type in ("video", "audio")]
+    if not streams:
+        return None
+    last = None
+    try:
+        container.seek(2**62, backward=True, any_frame=False, stream=streams[0])
+        for packet in container.demux(*streams):
+            if packet.pts is None or packet.time_base is None:
+                continue
+            end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+            last = end if last is None else max(last, end)
+    except Exception:  # cannot seek or a damaged tail: the header stands
+        last = None
+    try:
+        container.seek(0)
+    except Exception:
+        pass
+    return last
 
 
 def _packet_extent(container) -> tuple[float | None, float | None]:
