@@ -191,7 +191,8 @@ def _transform_to_srgb(icc: bytes | None, mode: str):
 
     try:
         source = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB") if icc is None else io.BytesIO(icc))
-        return ImageCms.buildTransform(source, _srgb_profile(), mode, "RGB")
+        # NOCACHE: littleCMS's one-pixel cache is not safe when threads share a transform (lcms2 docs).
+        return ImageCms.buildTransform(source, _srgb_profile(), mode, "RGB", flags=ImageCms.Flags.NOCACHE)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return None
 
@@ -358,8 +359,7 @@ def probe_picture(
                 stored_w, stored_h = header.canvas
             if decode:
                 if header is not None and header.animated:
-                    first = next(animation.frames_at(source, [0.0], max_pixels=max_pixels, _header=header))
-                    first.image.load()
+                    next(animation.frames_at(source, [0.0], max_pixels=max_pixels, label=label, _header=header))
                 else:
                     im.load()
             orientation = exif_orientation(im)
@@ -410,7 +410,7 @@ def decode_picture(source: bytes | Path, label: str = "image", *, max_pixels: in
                 header = animation.read_header(_read(source))
                 if header is not None and header.animated:
                     animation.check_limits(header, label, max_pixels)
-                    return next(animation.frames_at(source, [0.0], max_pixels=max_pixels, _header=header)).image
+                    return next(animation.frames_at(source, [0.0], max_pixels=max_pixels, label=label, _header=header)).image
             return displayed_rgb(im)
     except MediaDecodeError:
         raise

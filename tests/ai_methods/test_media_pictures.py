@@ -279,3 +279,21 @@ def test_remote_models_get_plain_originals_unchanged(case):
 
 def test_max_image_pixels_is_one_number():
     assert images.MAX_IMAGE_PIXELS == pictures.MAX_IMAGE_PIXELS == 80_000_000
+
+
+def test_limits_hold_when_probes_run_in_threads():
+    """Probes run in worker threads: the Pillow-band bomb is refused every time, the good picture never."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bomb = corpus.png_claiming(9_500, 10_000)
+    good = corpus.orientation_member(6).data
+
+    def probe(data):
+        try:
+            return pictures.probe_picture(data, max_pixels=200_000_000).width
+        except MediaDecodeError as exc:
+            return exc.cause
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(probe, [bomb, good] * 16))
+    assert results == ["too_many_pixels", 360] * 16

@@ -473,12 +473,13 @@ def mode_members() -> list[PictureCase]:
         w("mode", "LA-png", encode(Image.fromarray(np.dstack([g, alpha]), "LA"), "PNG"), grey_on_white),
         w("mode", "RGBA-png", encode(Image.fromarray(np.dstack([c, alpha]), "RGBA"), "PNG"), colour_on_white),
         w("mode", "I16-png-gray16", png_raw(g16, 0), grey_rgb),  # opens as I;16 (the png-16bit case)
+        # A tRNS grey key in 16-bit units: the background (235 * 257) becomes see-through.
         w("mode", "I16-png-trns-key", png_raw(g16, 0, [png_chunk(b"tRNS", struct.pack(">H", 235 * 257))]),
-          Image.new("RGB", grey.size, WHITE) if False else on_white(np.dstack([np.repeat(g[..., None], 3, 2), np.where(g == 235, 0, 255).astype(np.uint8)]))),
+          on_white(np.dstack([np.repeat(g[..., None], 3, 2), np.where(g == 235, 0, 255).astype(np.uint8)]))),
         w("mode", "LA16-png", png_raw(np.dstack([g16, alpha.astype(np.uint16) * 257]), 4), grey_on_white),
         w("mode", "RGB48-png", png_raw(c16, 2), colour),
         w("mode", "RGBA64-png", png_raw(np.dstack([c16, alpha.astype(np.uint16) * 257]), 6), colour_on_white),
-        w("mode", "I16B-tiff", encode(Image.fromarray(g16.astype(">u2")).convert("I;16B") if False else _i16b(g16), "TIFF"), grey_rgb),
+        w("mode", "I16B-tiff", encode(_i16b(g16), "TIFF"), grey_rgb),
         w("mode", "I32-tiff-16bit-range", encode(Image.fromarray(g16.astype(np.int32)), "TIFF"), grey_rgb),
         w("mode", "F-tiff-unit-range", encode(Image.fromarray(g.astype(np.float32) / 255.0, "F"), "TIFF"), grey_rgb, 0.5),
         w("mode", "1-png", encode(grey.point(lambda v: 255 if v > 128 else 0).convert("1", dither=Image.Dither.NONE), "PNG"),
