@@ -361,7 +361,14 @@ def probe_picture(
                 if header is not None and header.animated:
                     next(animation.frames_at(source, [0.0], max_pixels=max_pixels, label=label, _header=header))
                 else:
-                    im.load()
+                    try:
+                        im.load()
+                    except (Image.DecompressionBombError, MediaDecodeError):
+                        raise
+                    except Exception as exc:  # a header that promises pixels the file does not hold
+                        raise MediaDecodeError(
+                            CORRUPT_MEDIA, f"{label}: not a decodable image, its pixel data does not decode ({exc})"
+                        ) from exc
             orientation = exif_orientation(im)
             icc = im.info.get("icc_profile")
             has_transparency = "transparency" in im.info or mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
