@@ -66,7 +66,9 @@ class PictureInfo:
     (``"I;16"``, ``"CMYK"``, ``"P"``...). For animations ``frame_count`` > 1 and
     ``duration_s`` is the total display time in seconds under browser rules
     (``animation.frame_starts``); stills have ``frame_count`` 1 and ``duration_s``
-    ``None``. ``icc_profile`` says whether a profile other than sRGB is embedded.
+    ``None``. ``icc_profile`` says whether a profile other than sRGB is embedded;
+    ``has_transparency`` whether any pixel can be see-through (alpha, tRNS,
+    palette transparency).
     """
 
     format: str
@@ -84,11 +86,12 @@ class PictureInfo:
 
     @property
     def needs_conversion(self) -> bool:
-        """True when the stored bytes do not show what a browser shows without the rules above."""
-        plain_palette = self.mode == "P" and not self.has_transparency
+        """True when the stored bytes need a display rule (orientation, mode or depth, transparency,
+        animation, a non-sRGB profile): other decoders (remote models) may not apply it the same way."""
         return (
             self.orientation != 1
-            or not (self.mode in PLAIN_MODES or plain_palette)
+            or not (self.mode in PLAIN_MODES or self.mode == "P")
+            or self.has_transparency
             or self.animated
             or self.icc_profile
         )
