@@ -146,8 +146,8 @@ def describe_unsupported(head: bytes, content_type: str | None) -> str:
     return f"{kind}{served}, not an image or video, nor audio"
 
 
-def _refused(exc: MediaDecodeError) -> MediaProbeError:
-    return MediaProbeError(exc.cause, exc.detail)
+def _refused(exc: MediaDecodeError, subject: str | None = None) -> MediaProbeError:
+    return MediaProbeError(exc.cause, f"{subject} {exc.detail}" if subject else exc.detail)
 
 
 # EXIF orientation (TIFF 6.0 tag 274) as the clockwise turn and the mirror a viewer applies.
@@ -187,7 +187,7 @@ def probe_video(path: Path, *, max_duration_s: float = DEFAULT_MAX_DURATION_S) -
     try:
         layout = probe_layout(path, max_duration_s=max_duration_s)
     except MediaDecodeError as exc:
-        raise _refused(exc) from exc
+        raise _refused(exc, "media") from exc
     if layout.media_type == "video" and not (layout.width and layout.height):
         raise MediaProbeError("corrupt_media", "video stream has no frame size")
     return MediaProbe(

@@ -100,7 +100,8 @@ def iter_frames(
             yield frame
             yielded += 1
     except MediaDecodeError as exc:
-        raise VideoDecodeError(exc.cause, f"{path.name}: {exc.detail}") from exc
+        # Video details are predicates ("does not decode: …"); animation details name their file.
+        raise VideoDecodeError(exc.cause, exc.detail if animated else f"{path.name} {exc.detail}") from exc
     if not yielded:
         raise VideoDecodeError("corrupt_media", f"{path.name} yielded no frame")
 
@@ -111,7 +112,7 @@ def _video_frames(path: Path, n: int, duration_s: float | None, max_side: int | 
     layout = probe_layout(path)
     span = duration_s if duration_s else layout.picture_duration_s
     if not span or span <= 0:
-        raise MediaDecodeError("corrupt_media", "the picture has no measurable duration")
+        raise MediaDecodeError("corrupt_media", "has no measurable duration")
     for frame in iter_video_frames(path, frame_times(span, n), max_side=max_side, layout=layout):
         jpeg, width, height = _encode_jpeg(frame.image, None)
         yield SampledFrame(frame.index, frame.t_s, round(frame.t_s + layout.start_s, 4), jpeg, width, height)
@@ -122,7 +123,7 @@ def _animation_frames(path: Path, n: int, duration_s: float | None, max_side: in
 
     _, total = frame_starts(path)
     span = duration_s if duration_s else total
-    for frame in frames_at(path, frame_times(span, n) or [0.0]):
+    for frame in frames_at(path, frame_times(span, n) or [0.0], label=path.name):
         jpeg, width, height = _encode_jpeg(frame.image, max_side)
         yield SampledFrame(frame.index, frame.t_s, frame.t_s, jpeg, width, height)
 

@@ -307,7 +307,8 @@ def probe_layout(path: Path, *, max_duration_s: float | None = None) -> MediaLay
     The duration limit is decided from the header or the packets before any
     picture is decoded; then the first frame is decoded, which proves the file
     is playable and yields the display matrix. Raises ``MediaDecodeError``
-    (``corrupt_media``, ``no_media_stream``, ``too_long``).
+    (``corrupt_media``, ``no_media_stream``, ``too_long``) whose detail is a
+    predicate ("does not decode: …") the caller puts its own subject before.
     """
     import av
 
@@ -316,13 +317,13 @@ def probe_layout(path: Path, *, max_duration_s: float | None = None) -> MediaLay
             video = picture_stream(container)
             audio = container.streams.audio[0] if container.streams.audio else None
             if video is None and audio is None:
-                raise MediaDecodeError(NO_MEDIA_STREAM, "the file has neither a picture nor a sound stream")
+                raise MediaDecodeError(NO_MEDIA_STREAM, "has neither a picture nor a sound stream")
             duration_s, source = real_duration(container)
             if duration_s is None or duration_s <= 0:
-                raise MediaDecodeError(CORRUPT_MEDIA, "the file has no measurable duration")
+                raise MediaDecodeError(CORRUPT_MEDIA, "has no measurable duration")
             if max_duration_s is not None and duration_s > max_duration_s:
                 raise MediaDecodeError(
-                    TOO_LONG, f"plays for {duration_s:.0f} s ({source}), above the {max_duration_s:.0f} s limit"
+                    TOO_LONG, f"plays for {duration_s:.0f} s, above the {max_duration_s:.0f} s limit (duration from the {source})"
                 )
             clock_start = container.start_time / AV_TIME_BASE if container.start_time is not None else 0.0
             if video is None:
@@ -335,7 +336,7 @@ def probe_layout(path: Path, *, max_duration_s: float | None = None) -> MediaLay
                 )  # fmt: skip
             first = next(container.decode(video), None)
             if first is None:
-                raise MediaDecodeError(CORRUPT_MEDIA, "the picture stream yields no frame")
+                raise MediaDecodeError(CORRUPT_MEDIA, "yields no frame from its picture stream")
             transform = display_transform(_frame_display_matrix(first))
             coded_w, coded_h = first.width, first.height
             sar = sample_aspect_ratio(video)
@@ -394,7 +395,7 @@ def iter_video_frames(
         with av.open(str(path), options=AV_OPEN_OPTIONS) as container:
             stream = picture_stream(container)
             if stream is None:
-                raise MediaDecodeError(NO_MEDIA_STREAM, "the file has no picture stream")
+                raise MediaDecodeError(NO_MEDIA_STREAM, "has no picture stream")
             start_s = layout.start_s if layout is not None else _start_s(container, stream)
             sar = sample_aspect_ratio(stream)
             reader = _FrameReader(container, stream)

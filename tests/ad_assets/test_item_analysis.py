@@ -141,7 +141,10 @@ def test_video_is_sampled_deduplicated_and_transcribed(tmp_path, store, three_sc
     assert item.status == "analysed", item.failures
     assert (item.frames_sampled, item.frames_kept) == (9, len(kept))
     assert [u.frame_index for u in item.units] == kept
-    assert [u.t_s for u in item.units] == [round(i * row["duration_s"] / 8, 4) for i in kept]
+    # Each kept frame carries the time of the frame shown at its sample time (10 fps, the last at 2.9 s),
+    # not the time asked.
+    shown = [min(np.floor(i * row["duration_s"] / 8 * 10 + 1e-6), 29) / 10 for i in kept]
+    assert [u.t_s for u in item.units] == shown
     for method in IMAGE_STEPS:
         assert fake.calls[method] == len(kept)  # the image methods run on kept frames only
     assert fake.calls["embed_image"] == (9 if embed_provider == "fake" else 0)
