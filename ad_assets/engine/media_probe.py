@@ -77,6 +77,16 @@ _AUDIO_TYPE_OF = {
 _VIDEO_TYPE_OF = {"m4a": ("video/mp4", "mp4"), "ogg": ("video/ogg", "ogv")}
 
 
+# BITMAPCOREHEADER, BITMAPINFOHEADER and its V2-V5 successors: the DIB header's own size field.
+_BMP_HEADER_SIZES = {12, 40, 52, 56, 108, 124}
+_TS_PACKET = 188
+
+
+def _is_mpeg_ts(head: bytes) -> bool:
+    """An MPEG transport stream (ISO/IEC 13818-1): a 0x47 sync byte every 188 bytes, three in a row."""
+    return len(head) > 2 * _TS_PACKET and all(head[i * _TS_PACKET] == 0x47 for i in range(3))
+
+
 def _is_mpeg_audio_frame(head: bytes) -> bool:
     """An MPEG-1/2 audio frame header (ISO/IEC 11172-3 2.4.1.3): 11 sync bits, no reserved fields."""
     if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
@@ -96,6 +106,12 @@ def sniff_media_type(head: bytes) -> SniffedType | None:
         return SniffedType("image", "image/gif", "gif")
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return SniffedType("image", "image/webp", "webp")
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return SniffedType("image", "image/tiff", "tif")  # scans and print masters: 16-bit, CMYK
+    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES:
+        return SniffedType("image", "image/bmp", "bmp")
+    if _is_mpeg_ts(head):
+        return SniffedType("video", "video/mp2t", "ts")  # HLS segments
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return SniffedType("video", "video/x-msvideo", "avi")
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":

@@ -127,3 +127,64 @@ def test_acquisition_limit_matches_what_the_ai_methods_accept():
     from resources.downloader import DownloaderResource
 
     assert DEFAULT_MAX_PIXELS == MAX_IMAGE_PIXELS == DownloaderResource.model_fields["max_pixels"].default
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"ID3\x04\x00\x00\x00\x00\x00\x00", ("audio", "audio/mpeg", "mp3")),
+        (b"\xff\xfb\x90\x64" + b"\x00" * 60, ("audio", "audio/mpeg", "mp3")),  # MPEG-1 layer III frame, 128 kb/s
+        (b"\xff\xf1\x50\x80" + b"\x00" * 60, ("audio", "audio/aac", "aac")),  # ADTS
+        (b"OggS\x00\x02" + b"\x00" * 58, ("audio", "audio/ogg", "ogg")),
+        (b"fLaC\x00\x00\x00\x22", ("audio", "audio/flac", "flac")),
+        (b"RIFF\x24\x08\x00\x00WAVEfmt ", ("audio", "audio/wav", "wav")),
+        (b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00", ("audio", "audio/mp4", "m4a")),
+        ((b"\x47" + b"\x1f" * 187) * 3, ("video", "video/mp2t", "ts")),
+        (b"II*\x00\x08\x00\x00\x00", ("image", "image/tiff", "tif")),
+        (b"MM\x00*\x00\x00\x00\x08", ("image", "image/tiff", "tif")),
+    ],
+)
+def test_sniff_audio_streams_and_other_containers(head, expected):
+    sniffed = sniff_media_type(head)
+    assert sniffed is not None and (sniffed.media_type, sniffed.mime, sniffed.ext) == expected
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"BMW summer campaign",  # text starting with "BM" is not a bitmap
+        b"\xff\xff\xff\xff" + b"\x00" * 60,  # reserved MPEG audio fields
+        (b"\x47" + b"\x00" * 187) * 2 + b"\x00" * 188,  # two sync bytes are not a transport stream
+    ],
+)
+def test_lookalike_bytes_are_not_media(head):
+    assert sniff_media_type(head) is None
+
+
+def test_sniff_tiff_and_bmp_written_by_pillow():
+    for fmt, mime in (("TIFF", "image/tiff"), ("BMP", "image/bmp")):
+        sniffed = sniff_media_type(encode_image(Image.new("RGB", (8, 8), (1, 2, 3)), fmt)[:64])
+        assert sniffed is not None and (sniffed.media_type, sniffed.mime) == ("image", mime)
+
+
+def test_an_audio_only_container_is_settled_as_audio_with_an_audio_name(tmp_path: Path):
+    from ad_assets.engine.media_probe import probe_media
+
+    import av
+
+    path = tmp_path / "spot.mp4"
+    source = tmp_path / "src.mp4"
+    source.write_bytes(render_ad_video([Scene(("A",), (0, 0, 0), 1.0)]))
+    # Keep only the AAC track: the audio stream alone remuxed into a new MP4.
+    with av.open(str(source)) as src, av.open(str(path), "w", format="mp4") as out:
+        audio_in = src.streams.audio[0]
+        audio_out = out.add_stream_from_template(audio_in)
+        for packet in src.demux(audio_in):
+            if packet.dts is not None:
+                packet.stream = audio_out
+                out.mux(packet)
+    sniffed = sniff_media_type(path.read_bytes()[:64])
+    assert sniffed is not None and sniffed.media_type == "video"  # an MP4: the bytes alone cannot tell
+    probe = probe_media(path, sniffed, max_pixels=10**6, max_duration_s=60)
+    assert (probe.media_type, probe.mime, probe.ext) == ("audio", "audio/mp4", "m4a")
+    assert probe.width is None and probe.duration_s == pytest.approx(1.0, abs=0.15)
