@@ -47,8 +47,59 @@ def test_schema_is_created_once_and_its_version_recorded(database_url):
         assert ensure_schema(c) == SCHEMA_VERSION  # a second run applies nothing
         rows = c.execute("SELECT version FROM schema_version").fetchall()
         tables = {r[0] for r in c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-    assert rows == [(SCHEMA_VERSION,)]
+    assert rows == [(v,) for v in range(1, SCHEMA_VERSION + 1)]  # each migration once, in order
     assert set(TABLES) | {"schema_version", "global_indexes"} <= tables
+
+
+def test_a_version_1_catalog_migrates_keeping_its_rows_and_then_takes_audio_and_animations(database_url):
+    """Databases created before audio items and animated images existed are migrated in place."""
+    from dataclasses import replace
+
+    from resources.catalog_schema import MIGRATIONS
+
+    with connect(database_url) as c:
+        with c.transaction():  # build a version-1 database as the earlier release did
+            c.execute("CREATE TABLE schema_version (version integer PRIMARY KEY, description text NOT NULL,"
+                      " applied_at timestamptz NOT NULL DEFAULT now())")  # fmt: skip
+            c.execute(MIGRATIONS[0][2])
+            c.execute("INSERT INTO schema_version (version, description) VALUES (1, 'v1')")
+        c.execute("INSERT INTO media_items (id, brand, sha256, media_type, source_url, urls, storage_key, storage_uri,"
+                  " status, frames_sampled, frames_kept) VALUES (nextval('catalog_ids'), 'old', 'aa', 'image', 'u', '{u}',"
+                  " 'k', 'k', 'analysed', 0, 0)")  # fmt: skip
+        c.commit()
+        assert ensure_schema(c) == SCHEMA_VERSION
+        assert c.execute("SELECT media_type, animated FROM media_items WHERE brand = 'old'").fetchall() == [("image", None)]
+        c.rollback()
+
+        catalog = synthetic_catalog("sounds", images=1, videos=1)
+        video = next(m for m in catalog.media_items if m.media_type == "video")
+        image = next(m for m in catalog.media_items if m.media_type == "image")
+        items = tuple(
+            replace(video, media_type="audio", width=None, height=None, codec="aac") if m is video
+            else replace(m, animated=True, frame_count=3, codec="gif") if m is image
+            else m
+            for m in catalog.media_items
+        )  # fmt: skip
+        # The video's frames now belong to the animated image; the audio item keeps its transcript segments.
+        frames = tuple(replace(f, sha256=image.sha256) for f in catalog.frames)
+        vectors = tuple(replace(v, sha256=image.sha256) if v.frame_index is not None else v for v in catalog.vectors)
+        analyses = tuple(replace(a, sha256=image.sha256) if a.frame_index is not None else a for a in catalog.analyses)
+        commit_brand(c, replace(catalog, media_items=items, frames=frames, vectors=vectors, analyses=analyses))
+        got = c.execute("SELECT media_type, animated, frame_count, codec FROM media_items WHERE brand = 'sounds'"
+                        " ORDER BY media_type").fetchall()  # fmt: skip
+        assert got == [("audio", None, None, "aac"), ("image", True, 3, "gif")]
+        assert c.execute("SELECT count(*) FROM transcript_segments WHERE brand = 'sounds'").fetchone()[0] == 2
+        assert c.execute("SELECT count(*) FROM frames WHERE brand = 'sounds'").fetchone()[0] == 3
+
+
+def test_frames_of_a_still_image_are_refused():
+    from dataclasses import replace
+
+    catalog = synthetic_catalog("stills", images=1, videos=1)
+    image = next(m for m in catalog.media_items if m.media_type == "image")
+    frames = tuple(replace(f, sha256=image.sha256) for f in catalog.frames)
+    with pytest.raises(CatalogDataError, match="not a video or an animated image"):
+        replace(catalog, frames=frames)
 
 
 def test_a_database_newer_than_the_code_is_refused(conn):
