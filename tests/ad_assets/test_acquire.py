@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,40 @@ def test_rerun_downloads_nothing_already_stored(site, tmp_path):
     assert [r["reused"] for r in second] == [True, True, False]
     assert site.hits["/a.png"] == hits_before["/a.png"] and site.hits["/v.mp4"] == hits_before["/v.mp4"]
     assert site.hits["/missing.png"] == hits_before["/missing.png"] + 1, "failures are tried again"
+
+
+def test_records_of_an_older_probe_are_measured_again_from_the_store_not_the_url(loopback_http, tmp_path):
+    """A record written before media were measured as displayed (a phone photo said 800x600) is
+    corrected on the next run from the stored copy: its URL is not fetched again."""
+    import json
+
+    from PIL import Image
+
+    from ad_assets.demo.samples import render_ad_image
+    from ad_assets.engine.acquire import fetched_record_key
+    from ad_assets.engine.media_probe import PROBE_VERSION
+
+    upright = render_ad_image(["TURNED"], size=(300, 400))
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # kept sideways, EXIF says "turn 90° clockwise"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", exif=exif.tobytes())
+    loopback_http.route("/phone.jpg", Static(buf.getvalue(), "image/jpeg"))
+    url = loopback_http.url("/phone.jpg")
+    store = MediaStore.from_url(str(tmp_path / "store"))
+    (first,) = _acquire([url], store, tmp_path / "work", loopback_http.netloc)
+    assert (first["width"], first["height"], first["rotation"]) == (300, 400, 90)
+
+    # What the earlier release wrote: stored size, no probe version.
+    key = fetched_record_key(url)
+    old = json.loads(store.get_bytes_sync(key))
+    old.update(width=400, height=300, rotation=None)
+    old.pop("probe_version")
+    store.put_bytes_sync(key, json.dumps(old).encode())
+    hits = loopback_http.hits["/phone.jpg"]
+
+    (again,) = _acquire([url], store, tmp_path / "work", loopback_http.netloc)
+    assert again["reused"] is True and loopback_http.hits["/phone.jpg"] == hits
+    assert (again["width"], again["height"], again["rotation"]) == (300, 400, 90)
+    assert json.loads(store.get_bytes_sync(key))["probe_version"] == PROBE_VERSION  # corrected once, kept
