@@ -7,6 +7,7 @@ only, since it keys the durable cache.
 
 from __future__ import annotations
 
+import io
 from fractions import Fraction
 
 import numpy as np
@@ -168,3 +169,25 @@ def test_classify_inputs(tmp_path):
     wav = tmp_path / "tone.wav"
     wav.write_bytes(sample_wav())
     assert classify_input(str(wav)) == ("media", wav)
+
+
+def test_the_harness_reads_files_as_a_player_shows_them(tmp_path):
+    """An animated banner gives its frames at their display times; a rotated phone video its frames turned upright."""
+    from PIL import Image
+
+    from ai_methods.images import decode_rgb
+    from tests.media_corpus.pictures import animation_members
+    from tests.media_corpus.videos import make_video
+
+    banner = next(c for c in animation_members() if c.id.startswith("gif/") and len(c.starts) == 3)
+    gif = tmp_path / "banner.gif"
+    gif.write_bytes(banner.data)
+    bound = bind_inputs(get_method("caption"), [str(gif)])
+    assert list(bound) == [FRAMES] and len(bound[FRAMES]) == 3  # one per frame shown, not only the first
+    for frame, canvas in zip(bound[FRAMES], banner.canvases):
+        got = np.asarray(decode_rgb(frame), dtype=float)
+        assert np.abs(got - np.asarray(canvas.convert("RGB"), dtype=float)).mean() < 2.0
+
+    member = make_video(tmp_path / "v", "rotation-ccw90-mp4")
+    frames = bind_inputs(get_method("caption"), [str(member.path)])[FRAMES]
+    assert {Image.open(io.BytesIO(f)).size for f in frames} == {(member.width, member.height)}
