@@ -4,10 +4,13 @@
    checkout's ``sample_frames`` and by the one of a reference commit (default:
    the last commit before the decoding layer), run alternately in the same
    process so the machine's noise hits both alike. Goal: after/before ≤ 1.1.
-2. The time ``probe_media`` takes to refuse as ``too_long`` a tiny file that
-   plays for 3 h 10 min: a still picture whose second frame comes at 11,400 s,
-   once with the duration in the container header (MP4) and once without one
-   (Matroska written to a pipe, duration found from the packets). Goal: < 2 s.
+2. The time ``probe_media`` takes to refuse as ``too_long`` files that play
+   for 3 h 10 min: an "audiogram" (one still picture over 3 h 10 min of sound,
+   whose picture stream alone lasts 0.04 s: the reference commit accepted it
+   and then transcribed three hours), and a still picture whose second frame
+   comes at 11,400 s, with the duration in the container header (MP4) and
+   without one (Matroska written to a pipe, duration from the packets).
+   Goal: < 2 s.
 
 Prints JSON lines: {"name", "value", "unit", "bound", "goal"}.
 
@@ -97,8 +100,35 @@ def three_hour_still(path: Path, fmt: str) -> None:
                 out.mux(packet)
 
 
+def audiogram_3h(path: Path) -> None:
+    """One still picture over 3 h 10 min of AAC: 10 s of sound encoded once, its packets muxed again and again."""
+    import av
+
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 640, 360, "yuv420p"
+        audio = out.add_stream("aac", rate=8000)
+        audio.layout = "mono"
+        frame = av.VideoFrame.from_ndarray(np.full((360, 640, 3), 200, dtype=np.uint8), format="rgb24")
+        frame.pts, frame.time_base = 0, Fraction(1, 25)
+        for packet in [*video.encode(frame), *video.encode()]:
+            out.mux(packet)
+        tone = (np.sin(np.arange(80000) * 2 * np.pi * 440 / 8000) * 3000).astype(np.int16)[None, :]
+        chunk = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+        chunk.sample_rate, chunk.pts, chunk.time_base = 8000, 0, Fraction(1, 8000)
+        encoded = [(p.pts, p.duration, bytes(p)) for p in [*audio.encode(chunk), *audio.encode(None)] if p.pts is not None]
+        span = 80000  # samples in the 10 s piece
+        for repeat in range(THREE_H_TEN_S // 10):
+            for pts, duration, data in encoded:
+                packet = av.Packet(data)
+                packet.stream = audio
+                packet.pts = packet.dts = pts + repeat * span
+                packet.duration, packet.time_base = duration, Fraction(1, 8000)
+                out.mux(packet)
+
+
 def load_before(ref: str, scratch: Path):
-    """The reference commit's ``sample_frames``, loaded from git into a private module."""
+    """The reference commit's ``media_probe`` and ``video_frames``, loaded from git into private modules."""
     modules = {}
     for name in ("media_probe", "video_frames"):
         source = subprocess.run(
@@ -113,7 +143,7 @@ def load_before(ref: str, scratch: Path):
         sys.modules[f"before_{name}"] = module
         spec.loader.exec_module(module)
         modules[name] = module
-    return modules["video_frames"].sample_frames
+    return modules
 
 
 def decode_case(args, scratch: Path) -> None:
@@ -122,7 +152,7 @@ def decode_case(args, scratch: Path) -> None:
     started = time.perf_counter()
     long_video(video, seconds, size, 25)
     print(f"# generated {seconds:.0f} s {size[0]}x{size[1]} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    before = load_before(args.before, scratch)
+    before = load_before(args.before, scratch)["video_frames"].sample_frames
     timings: dict[str, list[float]] = {"before": [], "after": []}
     counts = {}
     for _ in range(args.repeat):
@@ -139,10 +169,18 @@ def decode_case(args, scratch: Path) -> None:
     emit(f"{name}_frames_after", counts["after"], "frames", frames, "informative: frames shown at several times are taken once")
 
 
-def refuse_case(scratch: Path) -> None:
+def refuse_case(args, scratch: Path) -> None:
+    started = time.perf_counter()
+    audiogram = scratch / "audiogram_3h10m.mp4"
+    audiogram_3h(audiogram)
+    print(f"# built the 3 h 10 min audiogram in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    files = [("audiogram_mp4", audiogram)]
     for fmt, ext in (("mp4", "mp4"), ("matroska", "mkv")):
         path = scratch / f"still_3h10m.{ext}"
         three_hour_still(path, fmt)
+        files.append((f"two_frames_{ext}", path))
+    old_probe = load_before(args.before, scratch)["media_probe"].probe_video
+    for name, path in files:
         sniffed = sniff_media_type(path.read_bytes()[:64])
         t = time.perf_counter()
         try:
@@ -151,7 +189,12 @@ def refuse_case(scratch: Path) -> None:
         except MediaProbeError as exc:
             cause = exc.cause
         elapsed = time.perf_counter() - t
-        emit(f"refuse_3h10m_still_{ext}_s", elapsed, "s", 2.0, f"<=bound; cause {cause}, {path.stat().st_size} bytes")
+        try:
+            before = f"reference accepted it as {old_probe(path, max_duration_s=3 * 3600.0).duration_s} s"
+        except Exception as exc:  # the reference's own refusal
+            before = f"reference refused it: {getattr(exc, 'cause', type(exc).__name__)}"
+        size = path.stat().st_size
+        emit(f"refuse_3h10m_{name}_s", elapsed, "s", 2.0, f"<=bound; cause {cause}, {size:,} bytes; {before}")
 
 
 def main() -> None:
@@ -162,7 +205,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-decoding-") as tmp:
         scratch = Path(tmp)
-        refuse_case(scratch)
+        refuse_case(args, scratch)
         decode_case(args, scratch)
 
 
