@@ -74,6 +74,14 @@ class QueueMessage:
 
 
 @dataclass(frozen=True)
+class FifoIds:
+    """A FIFO message's ``MessageGroupId`` and (unless the queue deduplicates by content) ``MessageDeduplicationId``."""
+
+    group_id: str
+    deduplication_id: str | None = None
+
+
+@dataclass(frozen=True)
 class BatchOutcome:
     """Result of a batch call: which receipt handles succeeded and why the others failed."""
 
@@ -118,18 +126,11 @@ class MessageQueue(ABC):
         """Hide the messages for another ``timeout_s`` seconds from now (0 makes them visible again)."""
 
     @abstractmethod
-    def send(
-        self,
-        body: str,
-        attributes: Mapping[str, str] | None = None,
-        *,
-        group_id: str | None = None,
-        deduplication_id: str | None = None,
-    ) -> str:
+    def send(self, body: str, attributes: Mapping[str, str] | None = None, fifo: "FifoIds | None" = None) -> str:
         """Send one message with string message attributes; returns its message id.
 
-        ``group_id`` and ``deduplication_id`` are for FIFO queues (SQS refuses
-        them on a standard queue and requires the group on a FIFO one).
+        ``fifo`` carries the group and deduplication ids a FIFO queue requires
+        (SQS refuses them on a standard queue).
         """
 
     def is_fifo(self) -> bool:
@@ -150,12 +151,9 @@ class MessageQueue(ABC):
         came from a standard queue) and its deduplication id (else its message
         id, so a forward repeated after a failed delete lands once).
         """
-        fifo = {}
+        fifo = None
         if self.is_fifo():
-            fifo = {
-                "group_id": message.group_id or DEAD_LETTER_GROUP,
-                "deduplication_id": message.deduplication_id or message.message_id,
-            }
+            fifo = FifoIds(message.group_id or DEAD_LETTER_GROUP, message.deduplication_id or message.message_id)
         return self.send(
             message.body,
             {
@@ -165,7 +163,7 @@ class MessageQueue(ABC):
                 "ad_assets.source_message_id": message.message_id,
                 "ad_assets.receive_count": str(message.receive_count),
             },
-            **fifo,
+            fifo,
         )
 
 
@@ -276,21 +274,16 @@ class SqsQueue(MessageQueue):
             "change visibility", self._client.change_message_visibility_batch, receipt_handles, VisibilityTimeout=timeout
         )
 
-    def send(
-        self,
-        body: str,
-        attributes: Mapping[str, str] | None = None,
-        *,
-        group_id: str | None = None,
-        deduplication_id: str | None = None,
-    ) -> str:
+    def send(self, body: str, attributes: Mapping[str, str] | None = None, fifo: "FifoIds | None" = None) -> str:
         """See :meth:`MessageQueue.send`."""
         attrs = {name: {"DataType": "String", "StringValue": value or "-"} for name, value in (attributes or {}).items()}
-        fifo = {"MessageGroupId": group_id} if group_id else {}
-        if deduplication_id:
-            fifo["MessageDeduplicationId"] = deduplication_id
+        ids = {}
+        if fifo is not None:
+            ids["MessageGroupId"] = fifo.group_id
+            if fifo.deduplication_id:
+                ids["MessageDeduplicationId"] = fifo.deduplication_id
         answer = self._call(
-            "send", self._client.send_message, QueueUrl=self.url, MessageBody=body, MessageAttributes=attrs, **fifo
+            "send", self._client.send_message, QueueUrl=self.url, MessageBody=body, MessageAttributes=attrs, **ids
         )
         return str(answer["MessageId"])
 
@@ -347,8 +340,7 @@ class _Stored:
     visible_at: float = 0.0
     receive_count: int = 0
     handle: str | None = None
-    group_id: str | None = None
-    deduplication_id: str | None = None
+    fifo: FifoIds | None = None
 
 
 class InMemoryQueue(MessageQueue):
@@ -385,25 +377,16 @@ class InMemoryQueue(MessageQueue):
         if self.unavailable:
             raise QueueUnavailableError(f"SQS {what} on {self.url} failed: {self.unavailable}")
 
-    def send(
-        self,
-        body: str,
-        attributes: Mapping[str, str] | None = None,
-        *,
-        group_id: str | None = None,
-        deduplication_id: str | None = None,
-    ) -> str:
+    def send(self, body: str, attributes: Mapping[str, str] | None = None, fifo: "FifoIds | None" = None) -> str:
         """See :meth:`MessageQueue.send` (a FIFO queue refuses a send without a group, as SQS does)."""
         self._check("send")
-        if self.fifo and not group_id:
+        if self.fifo and fifo is None:
             raise QueueUnavailableError(f"SQS send on {self.url} was refused: MissingParameter: MessageGroupId")
-        if not self.fifo and (group_id or deduplication_id):
+        if not self.fifo and fifo is not None:
             raise QueueUnavailableError(f"SQS send on {self.url} was refused: InvalidParameterValue: not a FIFO queue")
         with self._lock:
             message_id = f"m-{next(self._ids):06d}"
-            self._messages[message_id] = _Stored(
-                message_id, body, dict(attributes or {}), group_id=group_id, deduplication_id=deduplication_id
-            )
+            self._messages[message_id] = _Stored(message_id, body, dict(attributes or {}), fifo=fifo)
         return message_id
 
     def is_fifo(self) -> bool:
@@ -478,7 +461,8 @@ class InMemoryQueue(MessageQueue):
 
     @staticmethod
     def _snapshot(stored: _Stored) -> QueueMessage:
+        fifo = stored.fifo or FifoIds("")
         return QueueMessage(
             stored.message_id, stored.handle or "", stored.body, stored.receive_count, dict(stored.attributes),
-            stored.group_id, stored.deduplication_id,
+            fifo.group_id or None, fifo.deduplication_id,
         )  # fmt: skip

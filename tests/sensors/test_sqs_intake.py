@@ -12,7 +12,7 @@ import pytest
 
 from ad_assets.brand_requests import NoUsableUrlsError
 from resources.s3_objects import InMemoryObjects, ObjectUnavailableError
-from resources.sqs_queue import InMemoryQueue, QueueUnavailableError
+from resources.sqs_queue import FifoIds, InMemoryQueue, QueueUnavailableError
 from sensors.sqs_cursor import CursorError, IntakeCursor
 from sensors.sqs_intake import IntakeConfig, IntakeTick, run_key_for
 
@@ -275,7 +275,7 @@ def test_a_fifo_dlq_gets_group_and_deduplication_ids(source_group):
     h.dlq = InMemoryQueue("memory://brands-dlq", clock=h.clock, fifo=True)
     if source_group:
         h.queue = InMemoryQueue("memory://brands.fifo", clock=h.clock, fifo=True)
-        h.queue.send("{broken", group_id=source_group, deduplication_id="d-1")
+        h.queue.send("{broken", fifo=FifoIds(source_group, "d-1"))
     else:
         h.queue.send("{broken")
     h.tick()
