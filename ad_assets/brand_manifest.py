@@ -1,10 +1,17 @@
 """A brand's URL manifest, kept durably in the media store, and brand registration.
 
 Each request for a brand is written as its own small JSON object under
-``manifests/<brand>/<request hash>.json``; the brand's manifest is the union of
-them in arrival order. Writing one object per request means concurrent requests
-never overwrite each other and a re-delivered request (same ``request_id``)
-lands on the same key and changes nothing.
+``manifests/<brand>/<request hash>.json``. Writing one object per request means
+concurrent requests never overwrite each other and a re-delivered request
+(same ``request_id``) lands on the same key and changes nothing.
+
+A request is an ``add`` (its URLs join the list) or a ``replace`` (its URLs
+become the whole list). Requests are ordered by ``seq`` (one more than the
+highest the writer saw), then ``received_at``, then key; the brand's manifest
+is the union, in that order, of the latest ``replace`` and every request after
+it (all requests when there is no replace). Objects written before ``mode``
+and ``seq`` existed read as adds with ``seq`` 0, so they come first. Nothing is
+deleted: the superseded requests stay as the brand's history.
 """
 
 from __future__ import annotations
@@ -15,10 +22,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable
 
-from ad_assets.brand_requests import NoUsableUrlsError, RejectedUrl, split_urls, validate_brand
+from ad_assets.brand_requests import NoUsableUrlsError, RejectedUrl, RequestError, split_urls, validate_brand
 from resources.media_store import MediaStore
 
 MANIFEST_PREFIX = "manifests"
+ADD, REPLACE = "add", "replace"
+MODES = (ADD, REPLACE)
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,26 @@ class Registration:
     already_recorded: bool = False
     source: str = "cli"
     notes: list[str] = field(default_factory=list)
+    mode: str = ADD
+    removed_urls: int = 0
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One stored request object, as ordering and the union need it."""
+
+    order: tuple[int, str, str]  # (seq, received_at, key)
+    key: str
+    mode: str
+    urls: list[str]
+    request_id: str = ""
+
+
+def validate_mode(mode: object) -> str:
+    """``mode`` if it is ``add`` or ``replace``, else a ``RequestError`` saying so."""
+    if mode not in MODES:
+        raise RequestError(f"mode {mode!r} is not one of 'add' (join the brand's list) or 'replace' (become it)")
+    return str(mode)
 
 
 def derive_request_id(urls: list[str]) -> str:
@@ -49,26 +78,35 @@ def manifest_key(brand: str, request_id: str) -> str:
 
 
 def load_manifest(store: MediaStore, brand: str) -> list[str]:
-    """All URLs ever registered for ``brand``, de-duplicated, in arrival order."""
+    """The brand's URLs: the latest ``replace`` request and every request after it, de-duplicated, in order."""
     validate_brand(brand)
-    return _read_manifest(store, brand)[0]
+    return effective_urls(_read_requests(store, brand))
 
 
-def _read_manifest(store: MediaStore, brand: str) -> tuple[list[str], set[str]]:
-    """The brand's URLs (as ``load_manifest``) and the keys of its request objects."""
+def _read_requests(store: MediaStore, brand: str) -> list[_Request]:
+    """Every request object of ``brand``, in order."""
     keys = [key for key in store.list_keys_sync(f"{MANIFEST_PREFIX}/{brand}/") if key.endswith(".json")]
     requests = []
     for key in keys:
         doc = json.loads(store.get_bytes_sync(key))
-        requests.append((doc.get("received_at", ""), key, doc.get("urls", [])))
+        order = (int(doc.get("seq", 0)), str(doc.get("received_at", "")), key)
+        requests.append(
+            _Request(order, key, doc.get("mode", ADD), list(doc.get("urls", [])), str(doc.get("request_id", "")))
+        )
+    return sorted(requests, key=lambda r: r.order)
+
+
+def effective_urls(requests: list[_Request]) -> list[str]:
+    """The union of the latest ``replace`` and the requests after it (``requests`` in order)."""
+    start = max((i for i, r in enumerate(requests) if r.mode == REPLACE), default=0)
     urls: list[str] = []
     seen: set[str] = set()
-    for _, _, request_urls in sorted(requests):
-        for url in request_urls:
+    for request in requests[start:]:
+        for url in request.urls:
             if url not in seen:
                 seen.add(url)
                 urls.append(url)
-    return urls, set(keys)
+    return urls
 
 
 def register_brand(
@@ -78,45 +116,73 @@ def register_brand(
     *,
     request_id: str | None = None,
     source: str = "cli",
+    mode: str = ADD,
+    reapply: bool = False,
 ) -> Registration:
     """Validate a request for ``brand`` and record its URLs durably in the manifest.
 
     This is the one entry point for the CLI, the Dagster UI config and the SQS
-    sensor. It raises ``InvalidBrandError`` for a bad key and
-    ``NoUsableUrlsError`` when no URL is acceptable; refused URLs are returned
-    with reasons and do not affect the others. Adding the Dagster partition is
-    the caller's part (the CLI adds it on the instance, the sensor returns an
-    add request).
+    sensor. ``mode`` is ``add`` (the URLs join the brand's list) or ``replace``
+    (they become the whole list; URLs no longer listed leave the brand's next
+    run, their stored media stay in the store). It raises ``InvalidBrandError``
+    for a bad key, ``NoUsableUrlsError`` when no URL is acceptable and
+    ``RequestError`` for a bad mode; refused URLs are returned with reasons and
+    do not affect the others. Adding the Dagster partition is the caller's part
+    (the CLI adds it on the instance, the sensor returns an add request).
+
+    A request whose ``request_id`` is already recorded changes nothing (a
+    re-delivery). Without an explicit ``request_id`` the id is derived from
+    the URLs; with ``reapply`` (what a person re-running a command means) such
+    a request is recorded again, under a new id, when later requests came after
+    it, so that re-running ``ingest --replace`` after other changes takes effect.
     """
     validate_brand(brand)
+    validate_mode(mode)
     accepted, rejected = split_urls(list(raw_urls))
     if not accepted:
         reasons = "; ".join(f"{r.url!r}: {r.reason}" for r in rejected[:3]) or "the list is empty"
         raise NoUsableUrlsError(f"request for brand {brand!r} holds no usable URL ({reasons})")
-    request_id = request_id or derive_request_id(accepted)
+    requests = _read_requests(store, brand)
+    before = effective_urls(requests)
+    next_seq = max((r.order[0] for r in requests), default=0) + 1
+    derived = request_id is None
+    request_id = request_id or derive_request_id(accepted) + ("" if mode == ADD else ":replace")
     key = manifest_key(brand, request_id)
-    before, request_keys = _read_manifest(store, brand)
-    already = key in request_keys
+    keys = [r.key for r in requests]
+    if derived and reapply and key in keys:
+        latest = requests[-1]
+        if latest.request_id.split("@", 1)[0] == request_id:
+            request_id, key = latest.request_id, latest.key  # the latest request already says this
+        else:
+            request_id = f"{request_id}@{next_seq}"
+            key = manifest_key(brand, request_id)
+    already = key in keys
     if not already:
         doc = {
             "brand": brand,
             "request_id": request_id,
             "source": source,
             "received_at": datetime.now(timezone.utc).isoformat(),
+            "mode": mode,
+            "seq": next_seq,
             "urls": accepted,
             "rejected": [{"url": r.url, "reason": r.reason} for r in rejected],
         }
         store.put_bytes_sync(key, json.dumps(doc, indent=1).encode())
+        after = accepted if mode == REPLACE else before + [u for u in accepted if u not in set(before)]
+    else:
+        after = before
     known = set(before)
-    new_urls = 0 if already else sum(1 for url in accepted if url not in known)
     return Registration(
         brand=brand,
         request_id=request_id,
         accepted=accepted,
         rejected=rejected,
-        new_urls=new_urls,
-        total_urls=len(known) + new_urls,
+        new_urls=0 if already else sum(1 for url in accepted if url not in known),
+        total_urls=len(after),
         manifest_key=key,
         already_recorded=already,
         source=source,
+        mode=mode,
+        removed_urls=len(known - set(after)),
     )

@@ -2,7 +2,7 @@
 
 Pure (no Dagster, no network of its own). A message body is JSON, either::
 
-    {"brand": "acme-coffee", "urls": ["https://cdn.example/a.jpg", "..."], "request_id": "optional"}
+    {"brand": "acme-coffee", "urls": ["https://cdn.example/a.jpg", "..."], "request_id": "optional", "mode": "add"}
 
 or, for lists too long for one message (SQS caps a body at 256 KiB)::
 
@@ -10,7 +10,10 @@ or, for lists too long for one message (SQS caps a body at 256 KiB)::
 
 where the object is a UTF-8 text file with one URL per line (blank lines and
 ``#`` comments ignored, as for ``ad-assets ingest``) or a JSON list of strings.
-Unknown fields are ignored so producers can add their own.
+``mode`` is ``"add"`` (default: the URLs join the brand's list) or
+``"replace"`` (they become the whole list). Unknown fields are ignored so
+producers can add their own. SNS envelopes and S3 event notifications are
+unwrapped before this parser sees a body (``ad_assets.queue_envelopes``).
 
 Every way a message can be unusable is a :class:`BadMessageError` subclass
 with a stable ``code`` (what the dead-letter queue's ``ad_assets.error_code``
@@ -68,6 +71,12 @@ class UrlListUnreadableError(BadMessageError):
     code = "unreadable_url_list"
 
 
+class InternalMessageError(BadMessageError):
+    """Handling the message raised something unforeseen (a bug): it goes to the DLQ, body intact, to re-send."""
+
+    code = "internal_error"
+
+
 @dataclass(frozen=True)
 class BrandMessage:
     """A parsed request: exactly one of ``urls`` and ``urls_s3_uri`` is set."""
@@ -76,6 +85,7 @@ class BrandMessage:
     urls: tuple[str, ...] | None = None
     urls_s3_uri: str | None = None
     request_id: str | None = None
+    mode: str = "add"  # or "replace": the URLs become the brand's whole list
 
 
 def _field(doc: dict[str, Any], name: str) -> Any:
@@ -107,6 +117,11 @@ def parse_message(body: str) -> BrandMessage:
             f"'request_id' {request_id!r} must be 1-128 characters of letters, digits and . _ : / @ + = -, "
             "starting with a letter or digit"
         )
+    mode = _field(doc, "mode") or "add"
+    if mode not in ("add", "replace"):
+        raise InvalidMessageError(
+            f"'mode' {mode!r} must be \"add\" (join the brand's list, the default) or \"replace\" (become it)"
+        )
     urls, uri = _field(doc, "urls"), _field(doc, "urls_s3_uri")
     if urls is not None and uri is not None:
         raise InvalidMessageError("give either 'urls' or 'urls_s3_uri', not both")
@@ -117,7 +132,7 @@ def parse_message(body: str) -> BrandMessage:
             split_s3_uri(uri)
         except ObjectReadError as exc:
             raise InvalidMessageError(f"'urls_s3_uri': {exc}") from None
-        return BrandMessage(brand=brand, urls_s3_uri=uri.strip(), request_id=request_id)
+        return BrandMessage(brand=brand, urls_s3_uri=uri.strip(), request_id=request_id, mode=mode)
     if urls is None:
         raise NoUsableUrlError(f"request for brand {brand!r} has no 'urls' list and no 'urls_s3_uri'")
     if not isinstance(urls, list):
@@ -125,7 +140,7 @@ def parse_message(body: str) -> BrandMessage:
     for index, url in enumerate(urls):
         if not isinstance(url, str):
             raise InvalidMessageError(f"'urls'[{index}] is a {type(url).__name__}, not a URL string")
-    return BrandMessage(brand=brand, urls=tuple(urls), request_id=request_id)
+    return BrandMessage(brand=brand, urls=tuple(urls), request_id=request_id, mode=mode)
 
 
 def parse_url_list(data: bytes, uri: str) -> list[str]:

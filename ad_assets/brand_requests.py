@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-MAX_URL_LENGTH = 4096
+from resources.fetch_errors import InvalidURLError
+from resources.url_rules import MAX_URL_LENGTH, parse_fetch_url, printable
+
+__all__ = ["MAX_URL_LENGTH", "normalize_url", "split_urls", "read_url_file", "validate_brand"]
 _BRAND_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -65,8 +68,13 @@ def normalize_url(raw: str) -> str:
     """Canonical form of an http(s) URL, or ``ValueError`` with the reason it is refused.
 
     Lower-cases scheme and host, drops default ports and the fragment, and gives
-    an empty path as ``/``, so that spellings of one URL de-duplicate.
+    an empty path as ``/``, so that spellings of one URL de-duplicate. The
+    result then passes the fetcher's own parser (``resources.url_rules``: IDNA
+    host, lone surrogates and control characters, length, port), so a URL
+    accepted here is one the fetcher can send; the reasons name the cause.
     """
+    if not isinstance(raw, str):
+        raise ValueError(f"a URL must be a string, not {type(raw).__name__}")
     url = raw.strip()
     if not url:
         raise ValueError("empty URL")
@@ -74,6 +82,13 @@ def normalize_url(raw: str) -> str:
         raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters")
     if any(ch.isspace() for ch in url):
         raise ValueError("URL contains whitespace")
+    try:
+        parse_fetch_url(url)  # surrogates, control characters, IDNA, port: before urlsplit sees them
+    except InvalidURLError as exc:
+        if exc.message.endswith("is not an http(s) URL"):
+            pass  # said more precisely below, with the scheme
+        else:
+            raise ValueError(f"cannot be fetched: {exc.message}") from None
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -91,7 +106,12 @@ def normalize_url(raw: str) -> str:
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     netloc = host if port is None or port == {"http": 80, "https": 443}[scheme] else f"{host}:{port}"
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    normal = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    try:
+        parse_fetch_url(normal)
+    except InvalidURLError as exc:
+        raise ValueError(f"cannot be fetched: {exc.message}") from None
+    return normal
 
 
 def split_urls(raw_urls: list[str]) -> tuple[list[str], list[RejectedUrl]]:

@@ -1,6 +1,6 @@
 """The ``ad-assets`` command line.
 
-Commands: ``ingest``, ``dev``, ``demo``, and ``methods`` (the AI methods
+Commands: ``ingest``, ``urls``, ``dev``, ``demo``, and ``methods`` (the AI methods
 harness). Every command reads the same ``Settings``; errors about the user's
 input are one clear line on stderr and a non-zero exit.
 """
@@ -38,6 +38,8 @@ def print_ingest_summary(result, out=None) -> None:
     state = "succeeded" if result.success else "FAILED"
     print(f"brand {doc['brand']}: run {doc['run_id']} {state}", file=out)
     print(f"  URLs in manifest: {doc['urls']} ({doc['new_urls']} new from this request)", file=out)
+    if doc.get("removed_urls"):
+        print(f"  replaced the list: {doc['removed_urls']} URLs no longer listed left the brand", file=out)
     for rejected in doc["rejected"]:
         print(f"  refused at registration: {rejected['url']!r}: {rejected['reason']}", file=out)
     if doc["counts"]:
@@ -86,7 +88,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(f"ingesting {len(urls)} URL lines for brand {args.brand!r}…", file=sys.stderr)
     try:
-        result = ingest_brand(settings, local_instance(settings), args.brand, urls, source="cli")
+        mode = "replace" if args.replace else "add"
+        result = ingest_brand(settings, local_instance(settings), args.brand, urls, source="cli", mode=mode)
     except RequestError as exc:
         print(f"ad-assets ingest: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -95,6 +98,36 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     else:
         print_ingest_summary(result)
     return 0 if result.success else EXIT_FAILED
+
+
+def cmd_urls(args: argparse.Namespace) -> int:
+    """List a brand's URLs with their last outcome (from the latest ``raw_media``)."""
+    from ad_assets.brand_requests import RequestError, validate_brand
+    from ad_assets.brand_urls import brand_url_outcomes, outcomes_json
+
+    settings = Settings.from_env()
+    try:
+        validate_brand(args.brand)
+    except RequestError as exc:
+        print(f"ad-assets urls: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    outcomes = brand_url_outcomes(settings, args.brand)
+    if not outcomes:
+        print(
+            f"ad-assets urls: brand {args.brand!r} has no URLs registered: add some with "
+            f"`ad-assets ingest {args.brand} FILE`",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(outcomes_json(args.brand, outcomes), ensure_ascii=False))
+        return 0
+    doc = outcomes_json(args.brand, outcomes)
+    print(f"brand {args.brand}: {len(outcomes)} URLs · " + " · ".join(f"{k} {n}" for k, n in doc["counts"].items()))
+    for outcome in outcomes:
+        why = f"  {outcome.cause}: {outcome.detail}" if outcome.cause else ""
+        print(f"  {outcome.status:<11} {outcome.url}{why}")
+    return 0
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -133,7 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("brand", metavar="BRAND", help="brand key, e.g. acme-coffee")
     ingest.add_argument("urls_file", metavar="URLS_FILE", help="one URL per line; blank lines and # comments ignored")
     ingest.add_argument("--json", action="store_true", help="print one JSON object")
+    ingest.add_argument(
+        "--replace",
+        action="store_true",
+        help="make the file the brand's whole URL list (URLs no longer listed leave the brand; stored media stay)",
+    )
     ingest.set_defaults(func=cmd_ingest)
+
+    urls = sub.add_parser("urls", help="list a brand's URLs with their last outcome")
+    urls.add_argument("brand", metavar="BRAND", help="brand key")
+    urls.add_argument("--json", action="store_true", help="print one JSON object")
+    urls.set_defaults(func=cmd_urls)
 
     dev = sub.add_parser("dev", help="run the Dagster UI on the embedded defaults")
     dev.add_argument("--host", default="127.0.0.1")

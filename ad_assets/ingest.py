@@ -44,6 +44,8 @@ class IngestResult:
             "counts": self.counts,
             "urls": raw.get("urls"),
             "new_urls": self.registration.new_urls,
+            "mode": self.registration.mode,
+            "removed_urls": self.registration.removed_urls,
             "rejected": [{"url": r.url, "reason": r.reason} for r in self.registration.rejected],
             "failures_by_cause": raw.get("failures_by_cause", {}),
             "bytes_stored": raw.get("bytes_stored"),
@@ -69,9 +71,17 @@ def ingest_brand(
     source: str = "cli",
     request_id: str | None = None,
     log_level: str = "INFO",
+    mode: str = "add",
 ) -> IngestResult:
-    """Register ``urls`` for ``brand`` and materialise the brand's assets on ``instance``."""
-    registration = register_brand(settings.media_store(), brand, urls, request_id=request_id, source=source)
+    """Register ``urls`` for ``brand`` and materialise the brand's assets on ``instance``.
+
+    ``mode`` is ``add`` (the URLs join the brand's list) or ``replace`` (they
+    become it). A person re-running the same command means it again, so the
+    request is re-applied when other requests came after it (``reapply``).
+    """
+    registration = register_brand(
+        settings.media_store(), brand, urls, request_id=request_id, source=source, mode=mode, reapply=True
+    )
     ensure_brand_partition(instance, brand)
     job = build_definitions(settings).resolve_job_def(INGEST_JOB)
     result = job.execute_in_process(

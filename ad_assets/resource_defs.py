@@ -26,6 +26,7 @@ def resources_for(settings: Settings) -> dict[str, Any]:
             max_bytes=settings.max_download_bytes,
             total_timeout_s=settings.download_timeout_s,
             allow_hosts=list(settings.allow_hosts),
+            user_agent=settings.user_agent,
             work_dir=str(settings.work_dir / "downloads"),
         ),
         "io_manager": ParquetIOManager(

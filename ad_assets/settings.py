@@ -29,6 +29,8 @@ DEFAULT_SQS_TICK_BUDGET_S = 20.0
 DEFAULT_SQS_VISIBILITY_TIMEOUT_S = 300
 DEFAULT_SQS_MAX_MESSAGES_PER_TICK = 1000
 SQS_MAX_TICK_BUDGET_S = 50.0
+#: What the downloader says it is; some CDNs refuse anything that does not look like a browser.
+DEFAULT_USER_AGENT = "ad-assets/0.1"
 
 
 _METHOD_PROVIDER_PREFIX = "AD_ASSETS_AI_PROVIDER_"
@@ -72,6 +74,30 @@ def parse_allow_hosts(raw: str | None) -> tuple[str, ...]:
     if not raw:
         return ()
     return tuple(sorted({part.strip().lower() for part in raw.split(",") if part.strip()}))
+
+
+def parse_user_agent(raw: str | None) -> str:
+    """``AD_ASSETS_USER_AGENT``, checked to be one printable header line (default ``DEFAULT_USER_AGENT``)."""
+    value = (raw or "").strip()
+    if not value:
+        return DEFAULT_USER_AGENT
+    if not value.isprintable() or not value.isascii():
+        raise SettingsError(
+            f"AD_ASSETS_USER_AGENT={value!r} must be one line of printable ASCII, e.g. "
+            "'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36'"
+        )
+    return value
+
+
+def parse_url_list_prefix(raw: str | None) -> str | None:
+    """``AD_ASSETS_S3_URL_LIST_PREFIX``: the key folder watched for URL lists, without slashes at its ends.
+
+    Unset or empty: S3 event notifications are not accepted. ``/`` watches the
+    whole bucket (the brand is then the key's first folder).
+    """
+    if raw is None or not raw.strip():
+        return None
+    return raw.strip().strip("/")
 
 
 def _sqs_timing(env: Mapping[str, str]) -> dict[str, float | int]:
@@ -120,6 +146,8 @@ class Settings:
     allow_hosts: tuple[str, ...] = ()
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
+    user_agent: str = DEFAULT_USER_AGENT
+    s3_url_list_prefix: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -147,6 +175,8 @@ class Settings:
             allow_hosts=parse_allow_hosts(env.get("AD_ASSETS_ALLOW_HOSTS")),
             aws_endpoint_url=_optional(env, "AWS_ENDPOINT_URL"),
             aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
+            user_agent=parse_user_agent(env.get("AD_ASSETS_USER_AGENT")),
+            s3_url_list_prefix=parse_url_list_prefix(env.get("AD_ASSETS_S3_URL_LIST_PREFIX")),
         )
 
     def provider_for(self, method: str) -> str:

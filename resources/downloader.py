@@ -32,6 +32,9 @@ class DownloaderResource(dg.ConfigurableResource):
         default_factory=list,
         description="Hosts ('host' or 'host:port') allowed even though they resolve to private addresses.",
     )
+    user_agent: str = Field(
+        FetchPolicy.user_agent, description="User-Agent header sent with every request (AD_ASSETS_USER_AGENT)."
+    )
     max_pixels: int = Field(80_000_000, description="Largest image accepted, in pixels (as the AI methods).")
     max_duration_s: float = Field(3 * 3600.0, description="Longest video accepted, in seconds.")
     work_dir: str = Field(description="Directory for bodies in flight.")
@@ -48,6 +51,7 @@ class DownloaderResource(dg.ConfigurableResource):
             max_redirects=self.max_redirects,
             max_attempts=self.max_attempts,
             allow_hosts=tuple(self.allow_hosts),
+            user_agent=self.user_agent,
         )
 
     def fetcher(self) -> Fetcher:

@@ -56,6 +56,7 @@ from resources.fetch_errors import (
     TooManyRedirectsError,
     TruncatedError,
 )
+from resources.url_rules import parse_fetch_url
 from resources.url_safety import AllowList, GuardedNetworkBackend
 
 __all__ = [
@@ -223,18 +224,6 @@ def _classify(exc: Exception, url: str) -> FetchError:
     raise exc  # a bug, not a URL problem: let it surface
 
 
-def _parse_url(url: str) -> httpx.URL:
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise InvalidURLError(f"{url!r} is not a valid URL: {exc}") from None
-    if parsed.scheme not in ("http", "https"):
-        raise InvalidURLError(f"{url!r} is not an http(s) URL")
-    if not parsed.host:
-        raise InvalidURLError(f"{url!r} has no host")
-    return parsed
-
-
 def _redirect_target(response: httpx.Response) -> httpx.URL:
     """Where a redirect points, resolved against the response URL; only http(s) with a host."""
     location = response.headers.get("location")
@@ -245,8 +234,14 @@ def _redirect_target(response: httpx.Response) -> httpx.URL:
         target = response.url.join(written)
     except (httpx.InvalidURL, ValueError) as exc:
         raise BadRedirectError(f"{response.url} redirected to an invalid Location {location!r}: {exc}") from None
-    if (written.scheme and not written.host) or target.scheme not in ("http", "https") or not target.host:
+    if (written.scheme and not written.raw_host) or target.scheme not in ("http", "https") or not target.raw_host:
         raise BadRedirectError(f"{response.url} redirected to non-http(s) {location!r}")
+    try:
+        # The same rules as the first URL: a Location whose host is not valid
+        # IDNA (or with a bad port) is the redirect's fault, recorded as such.
+        parse_fetch_url(str(target))
+    except InvalidURLError as exc:
+        raise BadRedirectError(f"{response.url} redirected to an unfetchable Location: {exc.message}") from None
     return target
 
 
@@ -570,7 +565,7 @@ class Fetcher:
         started = time.monotonic()
         progress = _Progress(final_url=url)
         try:
-            parsed = _parse_url(url)
+            parsed = parse_fetch_url(url)
         except InvalidURLError as exc:
             return self._failure(url, exc, progress, started)
         try:
@@ -681,7 +676,7 @@ class Fetcher:
                         continue
                     if not 200 <= response.status_code < 300:
                         raise HTTPStatusError(
-                            f"{current} answered HTTP {response.status_code}",
+                            _status_message(current, response.status_code),
                             status=response.status_code,
                             retry_after=parse_retry_after(response.headers.get("retry-after")),
                         )
@@ -785,6 +780,16 @@ def sweep_abandoned(work_dir: Path, older_than_s: float) -> int:
             except FileNotFoundError:
                 continue  # its owner moved or removed it meanwhile
     return removed
+
+
+def _status_message(url: httpx.URL, status: int) -> str:
+    """The detail of a non-success status; a 403 says what often helps (many CDNs refuse non-browser clients)."""
+    if status == 403:
+        return (
+            f"{url} answered HTTP 403: the server refused the request; some CDNs refuse clients that do not "
+            "look like a browser, so setting AD_ASSETS_USER_AGENT to a browser's User-Agent may help"
+        )
+    return f"{url} answered HTTP {status}"
 
 
 def _content_length(response: httpx.Response, where: str) -> int | None:

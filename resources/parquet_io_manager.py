@@ -130,6 +130,13 @@ class ParquetIOManager(dg.ConfigurableIOManager, MediaStoreLocation):
 
     prefix: str = "intermediates"
 
+    def read_partition(self, asset_path: list[str], partition_key: str | None) -> pd.DataFrame:
+        """The stored output of one asset partition, outside a run (e.g. ``ad-assets urls``).
+
+        Raises ``StoreNotFoundError`` naming the asset and partition when nothing is stored yet.
+        """
+        return self._read("/".join(asset_path), list(asset_path), partition_key)
+
     def _key(self, path: list[str], partition_key: str | None) -> str:
         name = UNPARTITIONED if partition_key is None else _segment(partition_key)
         parts = [p for p in self.prefix.strip("/").split("/") if p] + list(path)

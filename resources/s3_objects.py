@@ -14,9 +14,9 @@ addressing (what moto, MinIO and LocalStack expect).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlparse
 
 #: A URL list larger than this is refused rather than held in memory (about 500k URLs).
 MAX_OBJECT_BYTES = 64 * 1024 * 1024
@@ -36,15 +36,34 @@ class ObjectUnavailableError(ObjectReadError):
     """S3 could not be reached or asked to retry: the object may well be fine; try later."""
 
 
+_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+#: S3's own limit on a key: 1024 bytes of UTF-8.
+MAX_KEY_BYTES = 1024
+
+
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``("bucket", "key/with/slashes")`` for ``s3://bucket/key/with/slashes``, else ``ObjectReadError``."""
+    """``("bucket", "key")`` for ``s3://bucket/key``, the key exactly as S3 defines it, else ``ObjectReadError``.
+
+    The key is everything after the first ``/`` that follows the bucket: S3
+    allows any UTF-8 in a key, so ``#``, ``?``, ``%``, spaces, non-ASCII and
+    leading or doubled ``/`` are part of it, never a URL's fragment, query or
+    escapes (``urlparse`` would cut ``crawls/week#23/x.txt`` at the ``#``).
+    Only whitespace before ``s3://`` is ignored.
+    """
     if not isinstance(uri, str):
         raise ObjectReadError(f"S3 URI must be a string, got {type(uri).__name__}")
-    parsed = urlparse(uri.strip())
-    key = parsed.path.lstrip("/")
-    if parsed.scheme != "s3" or not parsed.netloc or not key or parsed.query or parsed.fragment:
+    text = uri.lstrip()
+    scheme, sep, rest = text.partition("://")
+    bucket, slash, key = rest.partition("/")
+    if scheme.lower() != "s3" or not sep or not slash or not key or not _BUCKET.fullmatch(bucket):
         raise ObjectReadError(f"{uri!r} is not an S3 object URI: write s3://bucket/path/to/list.txt")
-    return parsed.netloc, key
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ObjectReadError(f"{uri!r}: an S3 key is UTF-8 text; this one holds a lone surrogate") from None
+    if size > MAX_KEY_BYTES:
+        raise ObjectReadError(f"{uri!r}: the key is {size} bytes of UTF-8, over S3's {MAX_KEY_BYTES}")
+    return bucket, key
 
 
 class S3ObjectReader:

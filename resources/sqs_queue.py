@@ -36,6 +36,8 @@ MAX_BATCH = 10
 MAX_VISIBILITY_TIMEOUT_S = 12 * 60 * 60
 #: A message attribute value is kept short: it is for people reading the DLQ.
 MAX_ATTRIBUTE_CHARS = 1024
+#: Group of a message forwarded to a FIFO DLQ when the source message had none (a standard source queue).
+DEAD_LETTER_GROUP = "ad-assets-dead-letters"
 # boto3 retries connect errors and throttling itself (standard mode); a short
 # connect timeout keeps an outage from eating the sensor's whole time budget.
 CONNECT_TIMEOUT_S = 3.0
@@ -66,6 +68,17 @@ class QueueMessage:
     body: str
     receive_count: int = 1
     attributes: Mapping[str, str] = field(default_factory=dict)
+    #: FIFO queues only: the message's group and deduplication ids (carried when forwarding to a FIFO DLQ)
+    group_id: str | None = None
+    deduplication_id: str | None = None
+
+
+@dataclass(frozen=True)
+class FifoIds:
+    """A FIFO message's ``MessageGroupId`` and (unless the queue deduplicates by content) ``MessageDeduplicationId``."""
+
+    group_id: str
+    deduplication_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,8 +126,16 @@ class MessageQueue(ABC):
         """Hide the messages for another ``timeout_s`` seconds from now (0 makes them visible again)."""
 
     @abstractmethod
-    def send(self, body: str, attributes: Mapping[str, str] | None = None) -> str:
-        """Send one message with string message attributes; returns its message id."""
+    def send(self, body: str, attributes: Mapping[str, str] | None = None, fifo: "FifoIds | None" = None) -> str:
+        """Send one message with string message attributes; returns its message id.
+
+        ``fifo`` carries the group and deduplication ids a FIFO queue requires
+        (SQS refuses them on a standard queue).
+        """
+
+    def is_fifo(self) -> bool:
+        """True for a FIFO queue (asked of the queue itself, not guessed from its name)."""
+        return False
 
     @abstractmethod
     def dead_letter_queue_url(self) -> str | None:
@@ -126,7 +147,13 @@ class MessageQueue(ABC):
         Attributes: ``ad_assets.error_code`` (stable short code),
         ``ad_assets.error`` (one sentence), ``ad_assets.source_queue``,
         ``ad_assets.source_message_id`` and ``ad_assets.receive_count``.
+        To a FIFO DLQ the message keeps its group (``DEAD_LETTER_GROUP`` when it
+        came from a standard queue) and its deduplication id (else its message
+        id, so a forward repeated after a failed delete lands once).
         """
+        fifo = None
+        if self.is_fifo():
+            fifo = FifoIds(message.group_id or DEAD_LETTER_GROUP, message.deduplication_id or message.message_id)
         return self.send(
             message.body,
             {
@@ -136,6 +163,7 @@ class MessageQueue(ABC):
                 "ad_assets.source_message_id": message.message_id,
                 "ad_assets.receive_count": str(message.receive_count),
             },
+            fifo,
         )
 
 
@@ -158,6 +186,7 @@ class SqsQueue(MessageQueue):
         self.url = url.strip()
         region = region or region_from_queue_url(self.url)
         self._client = client or make_sqs_client(endpoint_url=endpoint_url, region=region)
+        self._fifo: bool | None = None
 
     def __repr__(self) -> str:
         return f"SqsQueue({self.url!r})"
@@ -195,7 +224,9 @@ class SqsQueue(MessageQueue):
             MaxNumberOfMessages=max(1, min(MAX_BATCH, max_messages)),
             WaitTimeSeconds=max(0, min(20, int(wait_s))),
             VisibilityTimeout=max(0, min(MAX_VISIBILITY_TIMEOUT_S, int(visibility_timeout_s))),
-            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            MessageSystemAttributeNames=[
+                "ApproximateReceiveCount", "SentTimestamp", "MessageGroupId", "MessageDeduplicationId",
+            ],  # fmt: skip
             MessageAttributeNames=["All"],
         )
         messages = []
@@ -213,6 +244,8 @@ class SqsQueue(MessageQueue):
                     body=raw.get("Body", ""),
                     receive_count=int(system.get("ApproximateReceiveCount", "1") or 1),
                     attributes=attributes,
+                    group_id=system.get("MessageGroupId"),
+                    deduplication_id=system.get("MessageDeduplicationId"),
                 )
             )
         return messages
@@ -241,13 +274,27 @@ class SqsQueue(MessageQueue):
             "change visibility", self._client.change_message_visibility_batch, receipt_handles, VisibilityTimeout=timeout
         )
 
-    def send(self, body: str, attributes: Mapping[str, str] | None = None) -> str:
+    def send(self, body: str, attributes: Mapping[str, str] | None = None, fifo: "FifoIds | None" = None) -> str:
         """See :meth:`MessageQueue.send`."""
         attrs = {name: {"DataType": "String", "StringValue": value or "-"} for name, value in (attributes or {}).items()}
+        ids = {}
+        if fifo is not None:
+            ids["MessageGroupId"] = fifo.group_id
+            if fifo.deduplication_id:
+                ids["MessageDeduplicationId"] = fifo.deduplication_id
         answer = self._call(
-            "send", self._client.send_message, QueueUrl=self.url, MessageBody=body, MessageAttributes=attrs
+            "send", self._client.send_message, QueueUrl=self.url, MessageBody=body, MessageAttributes=attrs, **ids
         )
         return str(answer["MessageId"])
+
+    def is_fifo(self) -> bool:
+        """See :meth:`MessageQueue.is_fifo` (one GetQueueAttributes, remembered)."""
+        if self._fifo is None:
+            answer = self._call(
+                "get attributes", self._client.get_queue_attributes, QueueUrl=self.url, AttributeNames=["FifoQueue"]
+            )
+            self._fifo = str(answer.get("Attributes", {}).get("FifoQueue", "false")).lower() == "true"
+        return self._fifo
 
     def dead_letter_queue_url(self) -> str | None:
         """See :meth:`MessageQueue.dead_letter_queue_url` (one GetQueueAttributes + GetQueueUrl)."""
@@ -293,6 +340,7 @@ class _Stored:
     visible_at: float = 0.0
     receive_count: int = 0
     handle: str | None = None
+    fifo: FifoIds | None = None
 
 
 class InMemoryQueue(MessageQueue):
@@ -306,10 +354,16 @@ class InMemoryQueue(MessageQueue):
     """
 
     def __init__(
-        self, url: str = "memory://queue", *, clock: Callable[[], float] = time.monotonic, dead_letter: str | None = None
+        self,
+        url: str = "memory://queue",
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        dead_letter: str | None = None,
+        fifo: bool = False,
     ) -> None:
-        """An empty queue named ``url``."""
+        """An empty queue named ``url`` (``fifo``: SQS's FIFO rules on sending)."""
         self.url = url
+        self.fifo = fifo
         self.clock = clock
         self.unavailable: str | None = None
         self._dead_letter = dead_letter
@@ -323,13 +377,21 @@ class InMemoryQueue(MessageQueue):
         if self.unavailable:
             raise QueueUnavailableError(f"SQS {what} on {self.url} failed: {self.unavailable}")
 
-    def send(self, body: str, attributes: Mapping[str, str] | None = None) -> str:
-        """See :meth:`MessageQueue.send`."""
+    def send(self, body: str, attributes: Mapping[str, str] | None = None, fifo: "FifoIds | None" = None) -> str:
+        """See :meth:`MessageQueue.send` (a FIFO queue refuses a send without a group, as SQS does)."""
         self._check("send")
+        if self.fifo and fifo is None:
+            raise QueueUnavailableError(f"SQS send on {self.url} was refused: MissingParameter: MessageGroupId")
+        if not self.fifo and fifo is not None:
+            raise QueueUnavailableError(f"SQS send on {self.url} was refused: InvalidParameterValue: not a FIFO queue")
         with self._lock:
             message_id = f"m-{next(self._ids):06d}"
-            self._messages[message_id] = _Stored(message_id, body, dict(attributes or {}))
+            self._messages[message_id] = _Stored(message_id, body, dict(attributes or {}), fifo=fifo)
         return message_id
+
+    def is_fifo(self) -> bool:
+        """See :meth:`MessageQueue.is_fifo`."""
+        return self.fifo
 
     def receive(
         self, max_messages: int = MAX_BATCH, *, wait_s: int = 0, visibility_timeout_s: int = 30
@@ -399,4 +461,8 @@ class InMemoryQueue(MessageQueue):
 
     @staticmethod
     def _snapshot(stored: _Stored) -> QueueMessage:
-        return QueueMessage(stored.message_id, stored.handle or "", stored.body, stored.receive_count, dict(stored.attributes))
+        fifo = stored.fifo or FifoIds("")
+        return QueueMessage(
+            stored.message_id, stored.handle or "", stored.body, stored.receive_count, dict(stored.attributes),
+            fifo.group_id or None, fifo.deduplication_id,
+        )  # fmt: skip

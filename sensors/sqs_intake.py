@@ -37,7 +37,14 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ad_assets.brand_messages import BadMessageError, BrandMessage, bad_message_from, parse_message, resolve_urls
+from ad_assets.brand_messages import (
+    BadMessageError,
+    BrandMessage,
+    InternalMessageError,
+    bad_message_from,
+    resolve_urls,
+)
+from ad_assets.queue_envelopes import Acknowledge, read_delivery
 from ad_assets.brand_requests import RequestError
 from resources.sqs_queue import MessageQueue, QueueMessage, QueueUnavailableError
 from sensors.sqs_cursor import IntakeCursor, PendingRequest
@@ -51,7 +58,8 @@ _SETTLE_GROUP = 50
 #: Longest readable part of a brand or request id in a run key; the rest is hashed.
 _KEY_PART_CHARS = 64
 
-Register = Callable[[str, list[str], "str | None"], object]
+#: ``register(brand, urls, request_id)``; called with ``mode="replace"`` as a keyword for replace requests.
+Register = Callable[..., object]
 ExistingRunKeys = Callable[[Sequence[str]], set[str]]
 
 
@@ -79,6 +87,8 @@ class IntakeConfig:
     workers: int = 8
     dead_letter_url: str | None = None
     receive_wait_s: int = RECEIVE_WAIT_S
+    #: key folder of URL lists announced by S3 event notifications (None: such events are bad messages)
+    url_list_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -254,11 +264,20 @@ class IntakeTick:
     def _handle_batch(self, batch: Sequence[QueueMessage]) -> bool:
         bad: list[tuple[QueueMessage, BadMessageError]] = []
         accepted: list[_Accepted] = []
+        acknowledged: list[str] = []
         for message in batch:
             try:
-                request = parse_message(message.body)
+                request = read_delivery(message.body, url_list_prefix=self.config.url_list_prefix)
             except BadMessageError as exc:
                 bad.append((message, exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - an unforeseen failure on one message is that message's
+                bad.append((message, InternalMessageError(f"unexpected {type(exc).__name__} reading it: {exc}")))
+                continue
+            if isinstance(request, Acknowledge):
+                self.log.info(f"message {message.message_id} acknowledged without a run: {request.reason}")
+                self.counts["acknowledged"] += 1
+                acknowledged.append(message.receipt_handle)
                 continue
             run_key = run_key_for(request.brand, request.request_id, message.message_id)
             accepted.append(_Accepted(message, request, run_key))
@@ -289,6 +308,8 @@ class IntakeTick:
                 self.log.warning(
                     f"message {item.message.message_id} for brand {item.request.brand!r} left in the queue: {error}"
                 )
+        if acknowledged:
+            self._delete(acknowledged, why="acknowledged")
         if done_handles:
             self._delete(done_handles, why="run already recorded")
         if bad:
@@ -309,9 +330,13 @@ class IntakeTick:
         entry.handles[item.message.message_id] = item.message.receipt_handle
 
     def _register_one(self, item: _Accepted) -> Exception | None:
+        request = item.request
         try:
-            urls = resolve_urls(item.request, self.read_object)
-            self.register(item.request.brand, urls, item.request.request_id)
+            urls = resolve_urls(request, self.read_object)
+            if request.mode == "add":
+                self.register(request.brand, urls, request.request_id)
+            else:  # only replace requests need a register that knows modes
+                self.register(request.brand, urls, request.request_id, mode=request.mode)
         except BadMessageError as exc:
             return exc
         except RequestError as exc:

@@ -75,6 +75,7 @@ def intake_config(settings: Settings) -> IntakeConfig:
         visibility_timeout_s=settings.sqs_visibility_timeout_s,
         max_messages=settings.sqs_max_messages_per_tick,
         dead_letter_url=settings.sqs_dlq_url,
+        url_list_prefix=settings.s3_url_list_prefix,
     )
 
 
@@ -186,8 +187,8 @@ def build_sqs_sensor(
             context.log.error(f"cannot start the tick: {exc}")
             return dg.SensorResult(skip_reason=f"cannot start the tick: {exc}", cursor=context.cursor)
 
-        def register(brand: str, urls: list[str], request_id: str | None) -> object:
-            return register_brand(store, brand, urls, request_id=request_id, source=SOURCE)
+        def register(brand: str, urls: list[str], request_id: str | None, *, mode: str = "add") -> object:
+            return register_brand(store, brand, urls, request_id=request_id, source=SOURCE, mode=mode)
 
         tick = IntakeTick(
             queue,

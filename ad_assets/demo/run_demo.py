@@ -82,7 +82,8 @@ def run_demo(*, json_output: bool = False, out=None) -> int:
         for sample in brands:
             urls = [base_url + path for path in sample.paths] + [UNREACHABLE_URL, "ftp://example.com/ad.png"]
             print(f"\ningesting {sample.brand} ({len(urls)} URLs)…", file=sys.stderr)
-            result = ingest_brand(settings, instance, sample.brand, urls, source="demo")
+            # replace: each run serves on a new port, so the list is this run's, not the union of every run's
+            result = ingest_brand(settings, instance, sample.brand, urls, source="demo", mode="replace")
             ok = ok and result.success
             if json_output:
                 print(json.dumps(result.as_json(), default=str), file=out)

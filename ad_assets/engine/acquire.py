@@ -3,6 +3,14 @@
 One row per URL comes out, whatever happened to it: a bad URL is a row with a
 cause, never an exception that stops the brand. A URL already stored by an
 earlier run is not downloaded again: its record under ``fetched/`` is reused.
+
+Two guards keep that promise for inputs nobody foresaw. A URL that cannot be
+fetched as written (a manifest written before registration checked URLs may
+hold one: a lone surrogate, an invalid IDNA host) is a ``failed`` row with
+cause ``invalid_url`` before anything hashes or sends it. Anything else raised
+while handling one URL (a bug in a probe, a store client, a resolver) is a
+``failed`` row with cause ``internal_error`` naming the exception; the other
+URLs go on.
 """
 
 from __future__ import annotations
@@ -28,8 +36,10 @@ from ad_assets.engine.media_probe import (
     probe_media,
     sniff_media_type,
 )
+from resources.fetch_errors import InvalidURLError
 from resources.fetcher import Fetcher, FetchResult
 from resources.media_store import MediaStore, StoreError, media_key
+from resources.url_rules import parse_fetch_url, printable
 
 FETCHED_PREFIX = "fetched"
 STATUSES = ("ok", "duplicate", "unsupported", "failed")
@@ -65,10 +75,27 @@ def fetched_record_key(url: str) -> str:
 
 
 def empty_row(url: str) -> Row:
-    """A row with every column present and unset."""
+    """A row with every column present and unset (``url`` written so that it encodes as UTF-8)."""
     row: Row = dict.fromkeys(MEDIA_COLUMNS)
-    row.update(url=url, bytes=0, reused=False, attempts=0)
+    row.update(url=printable(url), bytes=0, reused=False, attempts=0)
     return row
+
+
+def failed_row(url: str, cause: str, detail: str) -> Row:
+    """A ``failed`` row for ``url`` with a stable ``cause`` and one sentence (made storable as UTF-8)."""
+    row = empty_row(url)
+    row.update(status="failed", cause=cause, detail=printable(detail), fetched_at=_now())
+    return row
+
+
+def internal_error_row(url: str, exc: BaseException) -> Row:
+    """The row of a URL whose handling raised something unforeseen: cause ``internal_error``."""
+    return failed_row(
+        url,
+        "internal_error",
+        f"unexpected {type(exc).__name__} while handling this URL: {exc} "
+        "(a bug, not the URL's fault: the other URLs went on; please report it)",
+    )
 
 
 def _now() -> str:
@@ -83,6 +110,11 @@ class _Acquirer:
         self._store_locks: dict[str, asyncio.Lock] = {}
 
     async def acquire(self, url: str) -> Row:
+        try:
+            # Before hashing: a lone surrogate cannot even be encoded to be hashed.
+            parse_fetch_url(url)
+        except InvalidURLError as exc:
+            return failed_row(url, exc.cause, exc.message)
         reused = await self._reuse(url)
         if reused is not None:
             return reused
@@ -230,9 +262,15 @@ async def acquire_media(
     acquirer = _Acquirer(fetcher, store, limits)
 
     async def one(url: str) -> Row:
-        row = await acquirer.acquire(url)
+        try:
+            row = await acquirer.acquire(url)
+        except Exception as exc:  # noqa: BLE001 - one URL's unforeseen failure is its row, not the brand's end
+            row = internal_error_row(url, exc)
         if on_row is not None:
-            on_row(row)
+            try:
+                on_row(row)
+            except Exception:  # noqa: BLE001 - progress reporting must never cost a URL its row
+                pass
         return row
 
     rows = await asyncio.gather(*(one(url) for url in urls))

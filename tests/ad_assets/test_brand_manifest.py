@@ -38,3 +38,53 @@ def test_bad_brand_and_empty_request(store):
     with pytest.raises(NoUsableUrlsError, match="ftp://x/y"):
         register_brand(store, "acme", ["ftp://x/y"])
     assert store.list_keys_sync("manifests/") == []
+
+
+# -- replace: lists that can shrink ---------------------------------------------------------
+
+
+def test_replace_supersedes_earlier_requests_and_later_adds_append(store):
+    register_brand(store, "acme", ["http://a.com/1", "http://a.com/2"])
+    replaced = register_brand(store, "acme", ["http://a.com/2", "http://b.com/3"], mode="replace")
+    assert (replaced.mode, replaced.new_urls, replaced.removed_urls, replaced.total_urls) == ("replace", 1, 1, 2)
+    assert load_manifest(store, "acme") == ["http://a.com/2", "http://b.com/3"]
+    register_brand(store, "acme", ["http://c.com/4"])
+    assert load_manifest(store, "acme") == ["http://a.com/2", "http://b.com/3", "http://c.com/4"]
+    assert len(store.list_keys_sync("manifests/acme/")) == 3, "superseded requests stay as history"
+
+
+def test_a_redelivered_replace_changes_nothing_even_after_later_requests(store):
+    register_brand(store, "acme", ["http://a.com/1"], request_id="crawl-1", mode="replace")
+    register_brand(store, "acme", ["http://b.com/2"], request_id="crawl-2", mode="replace")
+    again = register_brand(store, "acme", ["http://a.com/1"], request_id="crawl-1", mode="replace")
+    assert again.already_recorded and again.removed_urls == 0
+    assert load_manifest(store, "acme") == ["http://b.com/2"], "a duplicate delivery does not reorder"
+
+
+def test_rerunning_a_command_reapplies_it_when_other_requests_came_since(store):
+    first, second = ["http://a.com/1"], ["http://b.com/2"]
+    register_brand(store, "acme", first, mode="replace", reapply=True)
+    register_brand(store, "acme", second, mode="replace", reapply=True)
+    again = register_brand(store, "acme", first, mode="replace", reapply=True)
+    assert not again.already_recorded and load_manifest(store, "acme") == first
+    same = register_brand(store, "acme", first, mode="replace", reapply=True)
+    assert same.already_recorded, "re-running the latest request is a no-op"
+    assert len(store.list_keys_sync("manifests/acme/")) == 3
+
+
+def test_manifests_written_before_modes_read_as_adds_in_arrival_order(store):
+    import json
+
+    for n, stamp in ((1, "2024-01-01T00:00:00+00:00"), (2, "2024-01-02T00:00:00+00:00")):
+        doc = {"brand": "acme", "request_id": f"old-{n}", "received_at": stamp, "urls": [f"http://old.com/{n}"]}
+        store.put_bytes_sync(f"manifests/acme/old{n}.json", json.dumps(doc).encode())
+    assert load_manifest(store, "acme") == ["http://old.com/1", "http://old.com/2"]
+    register_brand(store, "acme", ["http://new.com/3"], mode="replace")
+    assert load_manifest(store, "acme") == ["http://new.com/3"]
+
+
+@pytest.mark.parametrize("mode", ["ADD", "merge", "", None])
+def test_an_unknown_mode_is_refused_before_anything_is_written(store, mode):
+    with pytest.raises(ValueError, match="'add'"):
+        register_brand(store, "acme", ["http://a.com/1"], mode=mode)
+    assert store.list_keys_sync("manifests/") == []

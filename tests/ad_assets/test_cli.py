@@ -81,3 +81,42 @@ def test_console_script_runs(env, loopback_http, sample_png):
                           text=True, env=os.environ.copy(), timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["counts"]["ok"] == 1
+
+
+def test_replace_shrinks_the_brand_and_urls_lists_last_outcomes(env, loopback_http, sample_png, sample_jpeg, capsys):
+    server = loopback_http
+    server.route("/a.png", Static(sample_png, "image/png"))
+    server.route("/b.jpg", Static(sample_jpeg, "image/jpeg"))
+    both = _urls_file(env, [server.url("/a.png"), server.url("/b.jpg"), server.url("/gone.png")])
+    assert main(["ingest", "acme", str(both), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["counts"]["ok"] == 2 and first["mode"] == "add"
+    assert first["stages"]["brand_catalog"]["rows_media_items"] == 2
+
+    only_a = env / "only-a.txt"
+    only_a.write_text(server.url("/a.png") + "\n")
+    assert main(["ingest", "acme", str(only_a), "--replace", "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert (second["mode"], second["removed_urls"], second["urls"]) == ("replace", 2, 1)
+    assert second["counts"] == {"ok": 1, "duplicate": 0, "unsupported": 0, "failed": 0}
+    assert second["stages"]["brand_catalog"]["rows_media_items"] == 1, "the catalog shrinks with the list"
+
+    assert main(["urls", "acme", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [u["url"] for u in listed["urls"]] == [server.url("/a.png")]
+    assert listed["counts"] == {"ok": 1} and listed["urls"][0]["sha256"]
+
+    # a URL added after the last run shows as pending; text output names it
+    from ad_assets.brand_manifest import register_brand
+    from ad_assets.settings import Settings
+
+    register_brand(Settings.from_env().media_store(), "acme", [server.url("/b.jpg")])
+    assert main(["urls", "acme"]) == 0
+    text = capsys.readouterr().out
+    assert "pending" in text and server.url("/b.jpg") in text and "ok 1" in text
+
+
+@pytest.mark.parametrize(("brand", "message"), [("Bad Brand", "invalid brand key"), ("nobody", "no URLs registered")])
+def test_urls_refuses_bad_or_unknown_brands(env, capsys, brand, message):
+    assert main(["urls", brand]) == 2
+    assert message in capsys.readouterr().err

@@ -48,7 +48,8 @@ def test_s3_down_is_unavailable(aws_env):
         reader("s3://bucket/list.txt")
 
 
-@pytest.mark.parametrize("uri", ["https://bucket/key", "s3://bucket", "s3:///key", "s3://bucket/key?v=1"])
+# "s3://bucket/key?v=1" was listed here until issue 11: "?" is part of an S3 key (see test_s3_keys.py).
+@pytest.mark.parametrize("uri", ["https://bucket/key", "s3://bucket", "s3:///key", "s3://bucket/", "s3:/bucket/key"])
 def test_malformed_uris(uri):
     with pytest.raises(ObjectReadError, match="not an S3 object URI"):
         S3ObjectReader(client=object())(uri)

@@ -12,7 +12,7 @@ import pytest
 
 from ad_assets.brand_requests import NoUsableUrlsError
 from resources.s3_objects import InMemoryObjects, ObjectUnavailableError
-from resources.sqs_queue import InMemoryQueue, QueueUnavailableError
+from resources.sqs_queue import FifoIds, InMemoryQueue, QueueUnavailableError
 from sensors.sqs_cursor import CursorError, IntakeCursor
 from sensors.sqs_intake import IntakeConfig, IntakeTick, run_key_for
 
@@ -233,3 +233,59 @@ def test_an_s3_outage_leaves_pointer_messages_queued_not_dead_lettered():
 def test_a_foreign_cursor_is_refused_with_a_reason(raw):
     with pytest.raises(CursorError):
         IntakeCursor.parse(raw)
+
+
+def test_an_unforeseen_error_on_one_message_dead_letters_it_and_the_others_run(monkeypatch):
+    from sensors import sqs_intake
+
+    original = sqs_intake.read_delivery
+
+    def fragile(body, **kwargs):
+        if "victim" in body:
+            raise KeyError("injected fault")
+        return original(body, **kwargs)
+
+    monkeypatch.setattr(sqs_intake, "read_delivery", fragile)
+    h = Harness(IntakeConfig(dead_letter_url="memory://brands-dlq"))
+    h.queue.send('{"brand": "acme", "urls": ["https://x.test/a.jpg"]}')
+    h.queue.send('{"brand": "victim", "urls": ["https://x.test/b.jpg"]}')
+    h.queue.send('{"brand": "lumen", "urls": ["https://x.test/c.jpg"]}')
+
+    outcome = h.tick()
+
+    assert sorted(run.brand for run in outcome.runs) == ["acme", "lumen"]
+    [dead] = h.dlq.messages()
+    assert dead.attributes["ad_assets.error_code"] == "internal_error"
+    assert "KeyError" in dead.attributes["ad_assets.error"] and "victim" in dead.body
+
+
+def test_a_replace_message_reaches_register_with_its_mode():
+    h = Harness()
+    modes = []
+    h.register = lambda brand, urls, request_id, mode="add": modes.append((brand, mode))  # type: ignore[method-assign]
+    h.queue.send('{"brand": "acme", "urls": ["https://x.test/a.jpg"], "mode": "replace"}')
+    h.queue.send('{"brand": "lumen", "urls": ["https://x.test/a.jpg"]}')
+    h.tick()
+    assert sorted(modes) == [("acme", "replace"), ("lumen", "add")]
+
+
+@pytest.mark.parametrize("source_group", ["g-1", None])
+def test_a_fifo_dlq_gets_group_and_deduplication_ids(source_group):
+    h = Harness(IntakeConfig(dead_letter_url="memory://brands-dlq"))
+    h.dlq = InMemoryQueue("memory://brands-dlq", clock=h.clock, fifo=True)
+    if source_group:
+        h.queue = InMemoryQueue("memory://brands.fifo", clock=h.clock, fifo=True)
+        h.queue.send("{broken", fifo=FifoIds(source_group, "d-1"))
+    else:
+        h.queue.send("{broken")
+    h.tick()
+    [dead] = h.dlq.messages()
+    assert dead.group_id == (source_group or "ad-assets-dead-letters")
+    assert dead.deduplication_id == ("d-1" if source_group else dead.attributes["ad_assets.source_message_id"])
+    assert h.queue.bodies() == [], "forwarded, then deleted"
+
+
+def test_a_fifo_queue_refuses_sends_without_a_group_like_sqs():
+    queue = InMemoryQueue("memory://q.fifo", fifo=True)
+    with pytest.raises(QueueUnavailableError, match="MessageGroupId"):
+        queue.send("x")

@@ -138,6 +138,21 @@ class Redirect(Route):
 
 
 @dataclass(frozen=True)
+class BrowserOnly(Route):
+    """``body`` for clients whose User-Agent starts with ``prefix``, else 403 (as some CDNs do)."""
+
+    body: bytes
+    content_type: str = "application/octet-stream"
+    prefix: str = "Mozilla/"
+
+    async def respond(self, request: Request, out: _Responder) -> None:
+        if request.headers.get("user-agent", "").startswith(self.prefix):
+            await Static(self.body, self.content_type).respond(request, out)
+        else:
+            await status(403, b"forbidden").respond(request, out)
+
+
+@dataclass(frozen=True)
 class Sequence(Route):
     """The n-th hit gets ``responses[n-1]``; the last one repeats (e.g. 429, 429, 200)."""
 
