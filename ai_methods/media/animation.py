@@ -475,7 +475,7 @@ def frames_at(
     starts, _ = _starts(header)
     wanted = _wanted(starts, times)
     last = wanted[-1]
-    try:
+    with pictures.decode_errors(label, "animation", "animation frame does not decode"):
         with Image.open(io.BytesIO(data)) as im:
             orientation = pictures.exif_orientation(im)
             icc = im.info.get("icc_profile") or b""
@@ -495,12 +495,6 @@ def frames_at(
                 k += 1
                 if k == len(wanted):
                     return
-    except MediaDecodeError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise MediaDecodeError(TOO_MANY_PIXELS, f"{label}: animation refused as a decompression bomb: {exc}") from exc
-    except Exception as exc:
-        raise MediaDecodeError(CORRUPT_MEDIA, f"{label}: animation frame does not decode ({exc})") from exc
 
 
 def _webp_canvases(im: "Image.Image", last: int) -> Iterator["Image.Image"]:

@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import io
 import struct
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ai_methods.media.errors import CORRUPT_MEDIA, TOO_MANY_PIXELS, MediaDecodeError
 
@@ -95,6 +96,26 @@ class PictureInfo:
             or self.animated
             or self.icc_profile
         )
+
+
+@contextmanager
+def decode_errors(label: str, what: str, corrupt: str) -> Iterator[None]:
+    """Pillow's many error types as one ``MediaDecodeError``.
+
+    A decompression bomb is ``too_many_pixels`` ("{label}: {what} refused as a
+    decompression bomb"); anything else raised inside is ``corrupt_media``
+    ("{label}: {corrupt} (…)"); a ``MediaDecodeError`` passes unchanged.
+    """
+    from PIL import Image
+
+    try:
+        yield
+    except MediaDecodeError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise MediaDecodeError(TOO_MANY_PIXELS, f"{label}: {what} refused as a decompression bomb: {exc}") from exc
+    except Exception as exc:  # Pillow raises many types for corrupt files
+        raise MediaDecodeError(CORRUPT_MEDIA, f"{label}: {corrupt} ({exc})") from exc
 
 
 def _open(source: bytes | Path):
@@ -352,7 +373,7 @@ def probe_picture(
 
     from ai_methods.media import animation
 
-    try:
+    with decode_errors(label, "image", "not a decodable image"):
         with _open(source) as im:
             fmt, (stored_w, stored_h), mode = im.format or "UNKNOWN", im.size, im.mode
             _pixel_limits(stored_w, stored_h, label, max_pixels)
@@ -377,12 +398,6 @@ def probe_picture(
             has_transparency = "transparency" in im.info or mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
                 mode == "P" and im.palette is not None and im.palette.mode == "RGBA"
             )
-    except MediaDecodeError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise MediaDecodeError(TOO_MANY_PIXELS, f"{label}: image refused as a decompression bomb: {exc}") from exc
-    except Exception as exc:  # Pillow raises many types for corrupt files
-        raise MediaDecodeError(CORRUPT_MEDIA, f"{label}: not a decodable image ({exc})") from exc
     if stored_w < 1 or stored_h < 1:
         raise MediaDecodeError(CORRUPT_MEDIA, f"{label}: image has no pixels ({stored_w}x{stored_h})")
     width, height = oriented_size(stored_w, stored_h, orientation)
@@ -413,7 +428,7 @@ def decode_picture(source: bytes | Path, label: str = "image", *, max_pixels: in
 
     from ai_methods.media import animation
 
-    try:
+    with decode_errors(label, "image", "image could not be decoded"):
         with _open(source) as im:
             _pixel_limits(im.size[0], im.size[1], label, max_pixels)
             if im.format in animation.ANIMATED_FORMATS:
@@ -422,9 +437,3 @@ def decode_picture(source: bytes | Path, label: str = "image", *, max_pixels: in
                     animation.check_limits(header, label, max_pixels)
                     return next(animation.frames_at(source, [0.0], max_pixels=max_pixels, label=label, _header=header)).image
             return displayed_rgb(im)
-    except MediaDecodeError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise MediaDecodeError(TOO_MANY_PIXELS, f"{label}: image refused as a decompression bomb: {exc}") from exc
-    except Exception as exc:
-        raise MediaDecodeError(CORRUPT_MEDIA, f"{label}: image could not be decoded ({exc})") from exc

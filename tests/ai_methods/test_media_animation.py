@@ -23,16 +23,6 @@ from tests.media_corpus import pictures as corpus
 CASES = corpus.animation_members()
 
 
-def _mean_diff(a: Image.Image, b: Image.Image) -> float:
-    return float(np.abs(np.asarray(a, np.float64) - np.asarray(b.convert("RGB"), np.float64)).mean())
-
-
-def _png(im: Image.Image) -> bytes:
-    out = io.BytesIO()
-    im.save(out, "PNG")
-    return out.getvalue()
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_frame_starts_follow_browser_delays(case):
     starts, total = animation.frame_starts(case.data)
@@ -57,7 +47,7 @@ def test_every_frame_is_the_canvas_a_browser_paints(case):
     assert [f.t_s for f in frames] == pytest.approx(list(case.starts), abs=1e-9)
     for f in frames:
         assert f.image.mode == "RGB" and f.image.size == case.displayed_size
-        assert _mean_diff(f.image, case.canvases[f.source_index]) <= case.max_mean_diff, f.source_index
+        assert corpus.mean_diff(f.image, case.canvases[f.source_index]) <= case.max_mean_diff, f.source_index
     # The first frame is what a still decode gives.
     assert np.array_equal(np.asarray(pictures.decode_picture(case.data)), np.asarray(frames[0].image))
 
@@ -66,7 +56,7 @@ def test_every_frame_is_the_canvas_a_browser_paints(case):
 def test_members_really_differ_from_each_other(case):
     """The disposal/blend members are not all the same picture: the reference canvases depend on the operation."""
     siblings = [c for c in CASES if c.kind == case.kind and c.name != case.name]
-    assert any(_mean_diff(case.canvases[-1], s.canvases[-1]) > 1.0 for s in siblings)
+    assert any(corpus.mean_diff(case.canvases[-1], s.canvases[-1]) > 1.0 for s in siblings)
 
 
 def test_pillow_gif_disposal_differs_from_browsers():
@@ -125,7 +115,7 @@ def test_a_still_is_one_frame_at_zero():
     assert not info.animated and info.frame_count == 1 and info.duration_s is None
     frames = list(animation.frames_at(case.data, [0.0, 1.0, 2.0]))
     assert [(f.index, f.source_index, f.t_s) for f in frames] == [(0, 0, 0.0)]
-    assert _mean_diff(frames[0].image, case.control) == 0.0
+    assert corpus.mean_diff(frames[0].image, case.control) == 0.0
     png = corpus.encode(corpus.colour_ad(), "PNG")
     assert animation.frame_starts(png) == ([0.0], 0.0)
 
@@ -136,7 +126,7 @@ OCR_CASES = [c for c in CASES if c.id in ("gif/banner-3-messages", "webp/banner-
 @pytest.mark.parametrize("case", OCR_CASES, ids=lambda c: c.id)
 async def test_local_ocr_reads_each_frames_message(local_runner, case):
     for f in animation.frames_at(case.data, list(case.starts)):
-        out = (await local_runner.run("ocr_text", image=_png(f.image))).output
+        out = (await local_runner.run("ocr_text", image=corpus.encode(f.image, "PNG"))).output
         words = " ".join(line["text"] for line in out["lines"]).split()
         assert words == " ".join(case.messages[f.source_index]).split(), f.source_index
 

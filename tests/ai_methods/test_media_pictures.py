@@ -30,16 +30,6 @@ ICC_CASES = corpus.icc_members()
 ALL_CASES = ORIENTATION_CASES + MALFORMED_CASES + MODE_CASES + ICC_CASES + [corpus.single_frame_gif()]
 
 
-def _mean_diff(a: Image.Image, b: Image.Image) -> float:
-    return float(np.abs(np.asarray(a, np.float64) - np.asarray(b.convert("RGB"), np.float64)).mean())
-
-
-def _png(im: Image.Image) -> bytes:
-    out = io.BytesIO()
-    im.save(out, "PNG")
-    return out.getvalue()
-
-
 async def _ocr_words(runner, data: bytes) -> list[str]:
     out = (await runner.run("ocr_text", image=data)).output
     return " ".join(line["text"] for line in out["lines"]).split()
@@ -56,7 +46,7 @@ def test_every_member_decodes_as_displayed(case):
     assert info.orientation == case.orientation
     im = pictures.decode_picture(case.data)
     assert im.mode == "RGB" and im.size == case.displayed_size
-    assert _mean_diff(im, case.control) <= case.max_mean_diff
+    assert corpus.mean_diff(im, case.control) <= case.max_mean_diff
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
@@ -95,7 +85,7 @@ async def test_sideways_control_is_what_ocr_would_read_without_orientation(local
     """The test above can fail: the stored (sideways) pixels of orientation 6 do not read as the words."""
     case = corpus.orientation_member(6)
     with Image.open(io.BytesIO(case.data)) as im:
-        sideways = _png(im.convert("RGB"))
+        sideways = corpus.encode(im.convert("RGB"), "PNG")
     assert await _ocr_words(local_runner, sideways) != _words(case.words)
 
 
@@ -248,7 +238,7 @@ def test_image_input_reports_and_decodes_the_displayed_picture():
     image = prepare_inputs("m", (IMAGE,), {IMAGE: case.data}).image
     assert (image.width, image.height) == case.displayed_size == (360, 480)
     assert image.array().shape == (480, 360, 3)
-    assert _mean_diff(image.rgb(), case.control) <= case.max_mean_diff
+    assert corpus.mean_diff(image.rgb(), case.control) <= case.max_mean_diff
     assert images.probe_image(case.data, "image") == ("JPEG", 360, 480)
     assert isinstance(pytest.raises(InvalidInputError, images.decode_rgb, b"nope").value, MediaDecodeError)
 
@@ -267,7 +257,7 @@ def test_remote_models_get_what_a_browser_shows(case):
     with Image.open(io.BytesIO(sent)) as im:
         assert im.format == "JPEG" and im.mode == "RGB" and im.size == case.displayed_size
         assert pictures.exif_orientation(im) == 1
-        assert _mean_diff(im.convert("RGB"), case.control) <= case.max_mean_diff + 3.0
+        assert corpus.mean_diff(im.convert("RGB"), case.control) <= case.max_mean_diff + 3.0
 
 
 @pytest.mark.parametrize(

@@ -109,6 +109,11 @@ def encode(im: Image.Image, fmt: str, **kw) -> bytes:
     return out.getvalue()
 
 
+def mean_diff(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference per channel (0..255) between a decode ``a`` and an expected picture ``b``."""
+    return float(np.abs(np.asarray(a, np.float64) - np.asarray(b.convert("RGB"), np.float64)).mean())
+
+
 def on_white(rgba: np.ndarray) -> Image.Image:
     """Composite an ``HxWx4`` uint8 RGBA array on white, as a page behind an image does."""
     a = rgba[..., 3:4].astype(np.float64) / 255.0
