@@ -117,12 +117,13 @@ def audiogram_3h(path: Path) -> None:
         chunk = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
         chunk.sample_rate, chunk.pts, chunk.time_base = 8000, 0, Fraction(1, 8000)
         encoded = [(p.pts, p.duration, bytes(p)) for p in [*audio.encode(chunk), *audio.encode(None)] if p.pts is not None]
-        span = 80000  # samples in the 10 s piece
-        for repeat in range(THREE_H_TEN_S // 10):
+        first = min(pts for pts, _, _ in encoded)
+        span = max(pts + duration for pts, duration, _ in encoded) - first  # the piece's length, priming included
+        for repeat in range(int(THREE_H_TEN_S * 8000 / span) + 1):
             for pts, duration, data in encoded:
                 packet = av.Packet(data)
                 packet.stream = audio
-                packet.pts = packet.dts = pts + repeat * span
+                packet.pts = packet.dts = pts - first + repeat * span
                 packet.duration, packet.time_base = duration, Fraction(1, 8000)
                 out.mux(packet)
 
