@@ -52,7 +52,8 @@ def print_ingest_summary(result, out=None) -> None:
     analysis = doc["stages"].get("media_analysis")
     if analysis:
         print(
-            f"  analysed {analysis.get('items')} items ({analysis.get('images')} images, {analysis.get('videos')} videos;"
+            f"  analysed {analysis.get('items')} items ({analysis.get('images')} images, {analysis.get('videos')} videos,"
+            f" {analysis.get('audio') or 0} audio;"
             f" frames sampled {analysis.get('frames_sampled')}, kept {analysis.get('frames_kept')});"
             f" AI calls {analysis.get('ai_calls')}, cache hits {analysis.get('cache_hits')},"
             f" est. cost ${analysis.get('estimated_cost_usd') or 0:.4f}",

@@ -163,6 +163,7 @@ def bind_inputs(method: AIMethod, args: list[str]) -> dict[str, Any]:
         )
 
     bound: dict[str, Any] = {}
+    sliced: list[str] = []  # files read as several frames (videos, animated images)
     for kind, path in media:
         if kind == "media" and AUDIO in accepts:
             if AUDIO in bound:
@@ -171,7 +172,9 @@ def bind_inputs(method: AIMethod, args: list[str]) -> dict[str, Any]:
         elif accepts & {IMAGE, FRAMES}:
             if kind == "media" and not _media_streams(path)[1]:
                 raise refuse("audio", str(path))
-            images.extend(_video_frames(path))
+            frames = _video_frames(path)
+            images.extend(frames)
+            sliced.append(f"{path.name} gave {len(frames)} frames")
         else:
             raise refuse("audio" if kind == "media" else "video", str(path))
     if images:
@@ -180,7 +183,11 @@ def bind_inputs(method: AIMethod, args: list[str]) -> dict[str, Any]:
         elif IMAGE in accepts and len(images) == 1:
             bound[IMAGE] = images[0]
         elif IMAGE in accepts:
-            raise InvalidInputError(f"{method.name} takes one image, got {len(images)}")
+            origin = f" ({'; '.join(sliced)}: a video or an animated image is read as its frames)" if sliced else ""
+            raise InvalidInputError(
+                f"{method.name} takes one image, got {len(images)}{origin}; give one image file, "
+                "or use a method that accepts frames"
+            )
         else:
             raise refuse("image", "an image file")
     if texts:

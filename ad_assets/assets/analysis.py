@@ -34,7 +34,8 @@ class MediaAnalysisConfig(dg.Config):
 
     frame_count: int = Field(45, ge=1, le=1000, description="Frames sampled per video, spread evenly over its duration.")
     dedupe_threshold: float = Field(
-        0.95, gt=0, le=1, description="A frame is dropped when its embedding's cosine similarity to the last kept frame is at least this."
+        0.95, gt=0, le=1, description="A frame is dropped when its embedding's cosine similarity to the last kept frame is at least this"
+        " and its picture barely changed (a new message on the same background is kept)."
     )
     items_in_flight: int = Field(16, ge=1, description="Items loaded and decoded at once (AI calls are bounded per provider).")
 

@@ -94,8 +94,9 @@ def run_demo(*, json_output: bool = False, out=None) -> int:
     if not json_output:
         print(
             "\nWhat happened: each brand's URLs were fetched once with bounded fan-out, typed from their bytes,"
-            "\nprobed and stored by sha256; the HTML page, the missing file, the unreachable host and the ftp URL"
-            "\nare recorded with their causes and did not stop the brand. Every stored item then went through the"
+            "\nprobed and stored by sha256; the HTML page, the missing file and the unreachable host are recorded"
+            "\nwith their causes, and the ftp URL was refused at registration: none of them stopped the brand."
+            "\nEvery stored item then went through the"
             "\nAI methods on the offline `local` provider (OCR, colours, faces, visual and lexical embeddings;"
             "\nvideos sliced into frames with near-duplicates dropped and their speech transcribed), and the brand"
             "\nsummary was built from those measurements. Each brand was then committed to Postgres in one"

@@ -259,7 +259,7 @@ class BrandAnalyser:
                 sampled += 1
                 embedding = await embedding_task
                 # A frame whose embedding failed cannot be judged a duplicate: it is kept.
-                if embedding is not None and not rule.keep(embedding["output"]["vector"]):
+                if embedding is not None and not rule.keep(embedding["output"]["vector"], frame.signature):
                     continue
                 unit = asyncio.create_task(
                     self._image_unit(run, f"frame{frame.index}", frame.index, frame.t_s, frame.jpeg, embedding, embed=False)

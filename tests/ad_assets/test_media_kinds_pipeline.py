@@ -199,3 +199,22 @@ def test_kept_frames_carry_their_true_times_over_the_whole_picture(acquired, cor
     reached = {member.frame_scenes[min(range(len(member.frame_times)), key=lambda i: abs(member.frame_times[i] - t))]
                for t in times}  # fmt: skip
     assert reached == set(member.frame_scenes), (times, member.frame_scenes)
+
+
+def test_a_banner_that_only_swaps_its_words_keeps_every_message(tmp_path):
+    """Same background, a new word per frame: alike to the visual descriptor, different to a reader."""
+    import io
+
+    from ad_assets.demo.samples import render_ad_image
+    from tests.ad_assets.media_rows import store_media
+
+    words = ["ALPHA", "BRAVO", "CHARLIE"]
+    frames = [render_ad_image([w], size=(640, 240)) for w in words]
+    gif = io.BytesIO()
+    frames[0].save(gif, "GIF", save_all=True, append_images=frames[1:], duration=[500, 700, 900], loop=0)
+    store = MediaStore.from_url(str(tmp_path / "store"))
+    row = store_media(store, gif.getvalue())
+    assert (row["animated"], row["frame_count"]) == (True, 3)
+    (item,) = analyse(tmp_path, store, [row], runner_for(tmp_path, FakeProvider(), embed_image="local"), frame_count=45)
+    assert [u.t_s for u in item.units] == pytest.approx([0.0, 0.5, 1.2])
+    assert item.frames_kept == 3

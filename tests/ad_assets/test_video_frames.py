@@ -130,3 +130,29 @@ def test_each_sample_is_the_frame_shown_at_its_time_stamped_with_its_own_time(tm
 def test_frames_are_downscaled_to_max_side(video):
     frames = sample_frames(video, 2, max_side=160)
     assert [(f.width, f.height) for f in frames] == [(160, 120)] * 2
+
+
+def test_a_new_message_on_the_same_background_is_not_a_duplicate():
+    """The local visual descriptor weighs colour by half: two frames of one banner that differ only in
+    their words score ~0.95. The picture check keeps them apart; a re-encode or a moving marker stays a duplicate."""
+    from PIL import Image
+
+    from ad_assets.demo.samples import render_ad_image
+    from ad_assets.engine.video_frames import DistinctFrames, picture_signature
+    from ai_methods.providers.local.visual import visual_descriptor
+
+    alpha = render_ad_image(["ALPHA"], size=(640, 240))
+    bravo = render_ad_image(["BRAVO"], size=(640, 240))
+    jpeg = io.BytesIO()
+    alpha.save(jpeg, "JPEG", quality=88)  # the quality frames are kept at
+    alpha_again = Image.open(io.BytesIO(jpeg.getvalue())).convert("RGB")
+    va, vb, va2 = (visual_descriptor(im) for im in (alpha, bravo, alpha_again))
+    assert float(va @ vb) >= 0.9  # alike to the descriptor ...
+
+    rule = DistinctFrames(min(0.95, float(va @ vb)))  # ... even at a threshold that calls them duplicates
+    assert rule.keep(va, picture_signature(alpha))
+    assert rule.keep(vb, picture_signature(bravo)), "a new message is kept"
+    assert not rule.keep(vb, picture_signature(bravo)), "the same frame again is a duplicate"
+    rule = DistinctFrames(0.95)
+    assert rule.keep(va, picture_signature(alpha))
+    assert not rule.keep(va2, picture_signature(alpha_again)), "a re-encode is a duplicate"
