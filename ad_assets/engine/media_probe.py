@@ -188,6 +188,7 @@ def probe_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaPro
         duration_s=round(info.duration_s, 3) if info.animated and info.duration_s else None,
         rotation=_EXIF_ROTATION[orientation], mirrored=orientation in _EXIF_MIRRORED,
         animated=info.animated, frame_count=info.frame_count, codec=info.format.lower(),
+        duration_source="frame_delays" if info.animated else None,
     )  # fmt: skip
 
 

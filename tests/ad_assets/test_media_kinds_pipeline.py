@@ -150,6 +150,7 @@ def test_each_animation_is_an_animated_image_with_its_frames_and_duration(acquir
         assert row["frame_count"] == len(case.starts), case.id
         assert (row["width"], row["height"]) == case.displayed_size, case.id
         assert row["duration_s"] == pytest.approx(case.duration_s, abs=0.01), case.id
+        assert row["duration_source"] == "frame_delays", case.id
 
 
 # ----- the first AI cycle -----------------------------------------------------------------
