@@ -219,7 +219,8 @@ def cli_env(shared, monkeypatch, tmp_path):
 def test_cli_search_prints_a_table_and_json(cli_env, analysed_sample_brand, capsys):
     assert main(["search", "ethiopian beans", "-k", "2"]) == 0
     table = capsys.readouterr().out
-    assert main(["search", "visit our store", "--json", "-k", "2", "--media-type", "video"]) == 0
+    # --min-score 0: every candidate, however weak (the default drops the weak second one).
+    assert main(["search", "visit our store", "--json", "-k", "2", "--media-type", "video", "--min-score", "0"]) == 0
     hits = json.loads(capsys.readouterr().out)
 
     assert "ETHIOPIAN BEANS" in table and "http://cdn.test/sample-coffee/beans.png" in table
