@@ -29,6 +29,8 @@ from resources.vector_index import IndexFiles
 from tests.support.catalog_samples import SAMPLE_BRAND, TABLES, SampleBrand
 from tests.support.web_server import serving
 
+from tests.web.browser import chromium_path, launch, page, screenshot_dir  # noqa: F401  (fixtures)
+
 HOSTILE_BRAND = "hostile-ads"
 PAYLOAD = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> PWNED SALE'
 
@@ -106,3 +108,22 @@ def web_url(web_catalog) -> Iterator[str]:
     """The app served on loopback over the web catalog."""
     with serving(create_app(web_catalog.resources)) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def browser(web_catalog) -> Iterator:
+    """Chromium for the module, started after the catalog is built.
+
+    Playwright's sync API keeps an event loop running in this thread while it
+    is active, and building the catalog runs ``asyncio.run``: the order matters.
+    """
+    if chromium_path() is None:
+        pytest.skip("no Chromium here: `sudo apt-get install chromium` (make test installs it when run as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = launch(pw)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
