@@ -105,7 +105,8 @@ def test_api_item_shows_each_method_with_provider_and_basis(web_url, web_catalog
     "path",
     ["/media/..%2F..%2F..%2Fetc%2Fpasswd", "/media/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/thumbs/..%2F..%2Fetc%2Fpasswd",
      "/media/" + "0" * 64, "/media/" + "A" * 64, "/media/....//....//etc/passwd", "/static/..%2F..%2Fapp.py",
-     "/static/../../../../etc/passwd"],
+     "/static/../../../../etc/passwd", "/media/%252e%252e%252fetc%252fpasswd", "/media/%2fetc%2fpasswd",
+     "/media//etc/passwd", "/thumbs/" + "0" * 63 + "%00", "/static/%2e%2e/%2e%2e/app.py"],
 )  # fmt: skip
 def test_media_urls_that_name_a_path_are_refused(web_url, path):
     # A raw request: the path goes out exactly as written (no client-side normalisation).
@@ -122,6 +123,22 @@ def test_media_is_served_with_ranges_for_the_player(web_url, web_catalog):
 
     assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
     assert part.status_code == 206 and part.content == whole.content[:100]
+
+
+@pytest.mark.parametrize(
+    ("method", "range_", "status"),
+    [("GET", "bytes=0-", 206), ("GET", "bytes=100000000-100000010", 416), ("HEAD", None, 200)],
+)  # fmt: skip
+def test_media_ranges_the_players_send(web_url, web_catalog, method, range_, status):
+    # Kinds from video players' bug reports: an open range must be a 206 (Chrome will not seek after a 200),
+    # a range past the end a 416, and HEAD answered with the length.
+    sha = web_catalog.sample.sha[VIDEO]
+    size = web_catalog.sample.files[VIDEO].stat().st_size
+    response = httpx.request(method, f"{web_url}/media/{sha}", headers={"Range": range_} if range_ else {})
+
+    assert response.status_code == status
+    if status != 416:
+        assert response.headers["accept-ranges"] == "bytes" and int(response.headers["content-length"]) == size
 
 
 def test_thumbnails_are_made_once_and_kept_in_the_store(web_url, web_catalog):
@@ -194,3 +211,27 @@ def test_cli_serve_refuses_a_public_bind_without_a_token(monkeypatch, capsys):
 
     assert main(["serve", "--host", "0.0.0.0", "--port", "8999"]) == 2
     assert "AD_ASSETS_SERVE_TOKEN" in capsys.readouterr().err
+
+
+def test_media_on_s3_is_served_through_a_short_lived_signed_url(web_catalog, make_bucket):
+    from dataclasses import replace
+    from urllib.parse import parse_qs, urlparse
+
+    from resources.media_store import MediaStore
+
+    s3 = MediaStore.from_url(f"s3://{make_bucket()}/ads")
+    sha = web_catalog.sample.sha[VIDEO]
+    key = f"media/{sha[:2]}/{sha}.mp4"
+    s3.put_bytes_sync(key, web_catalog.sample.files[VIDEO].read_bytes())
+    resources = replace(web_catalog.resources, store=s3)
+
+    with serving(create_app(resources)) as url:
+        redirect = httpx.get(f"{url}/media/{sha}")
+        thumb = httpx.get(f"{url}/thumbs/{sha}", params={"t": "4.5"})
+    signed = redirect.headers["location"]
+    fetched = httpx.get(signed)
+
+    assert redirect.status_code == 307 and redirect.headers["cache-control"] == "no-store"
+    assert parse_qs(urlparse(signed).query)["X-Amz-Expires"] == ["300"]
+    assert fetched.status_code == 200 and fetched.content == web_catalog.sample.files[VIDEO].read_bytes()
+    assert thumb.status_code == 200 and s3.exists_sync(f"thumbs/{sha[:2]}/{sha}-4500.jpg")
