@@ -53,6 +53,7 @@ from ad_assets.search import (
     UnknownBrandError,
     search,
 )
+from ad_assets.engine.brand_set import MIN_ITEMS_FOR_OUTLIERS
 from ad_assets.search_ranking import DEFAULT_MIN_SCORE
 from ad_assets.web import thumbnails
 from ad_assets.web.url_advice import advice
@@ -118,6 +119,7 @@ def _templates() -> Jinja2Templates:
     env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=_json_default)
     env.filters["money"] = lambda v: f"${float(v or 0):.4f}"
     env.globals["advice"] = advice
+    env.globals["min_outlier_items"] = MIN_ITEMS_FOR_OUTLIERS
     return templates
 
 

@@ -29,6 +29,10 @@ def _search(page, web_url: str, query: str) -> None:
     page.wait_for_load_state("networkidle")
 
 
+# Null-safe: evaluated on the page being left as well as on the item page it opens.
+PLAYER_READY = "() => { const v = document.getElementById('player'); return v !== null && v.readyState >= 1 }"
+
+
 def _thumb_loaded(hit) -> bool:
     return hit.locator("img.thumb").evaluate("img => img.complete && img.naturalWidth > 0")
 
@@ -51,7 +55,7 @@ def test_a_video_hit_opens_a_player_at_the_hits_second(page, web_url, web_catalo
     _shot(page, screenshot_dir, "search-video-hit")
 
     first.locator("a.open").click()
-    page.wait_for_function("() => { const v = document.getElementById('player'); return v && v.readyState >= 1 }")
+    page.wait_for_function(PLAYER_READY)
     position = page.evaluate("() => document.getElementById('player').currentTime")
 
     assert hit_t > 1.0 and abs(position - hit_t) <= 1.0
@@ -65,7 +69,7 @@ def test_a_transcript_time_seeks_the_player(page, web_url, web_catalog):
     spoken = page.locator("li.hit[data-kind=transcript]").first
     assert "spoken" in spoken.inner_text().lower() and "coffee" in spoken.locator("p.said").inner_text()
     spoken.locator("a.open").click()
-    page.wait_for_function("() => document.getElementById('player').readyState >= 1")
+    page.wait_for_function(PLAYER_READY)
     target = float(page.locator("#timeline button.seek").last.get_attribute("data-t"))
 
     page.locator("#timeline button.seek").last.click()
