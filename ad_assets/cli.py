@@ -1,7 +1,7 @@
 """The ``ad-assets`` command line.
 
-Commands: ``ingest``, ``urls``, ``dev``, ``demo``, and ``methods`` (the AI methods
-harness). Every command reads the same ``Settings``; errors about the user's
+Commands: ``ingest``, ``urls``, ``dev``, ``demo``, ``search``, ``serve`` (the search
+pages), ``backfill`` and ``methods`` (the AI methods harness). Every command reads the same ``Settings``; errors about the user's
 input are one clear line on stderr and a non-zero exit.
 """
 
@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ad_assets import cli_backfill, cli_methods, cli_search
+from ad_assets import cli_backfill, cli_methods, cli_search, cli_serve
 from ad_assets.settings import Settings, SettingsError
 
 EXIT_USAGE = 2
@@ -132,7 +132,7 @@ def cmd_urls(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    """Run the Dagster UI on the embedded defaults."""
+    """Run the Dagster UI on the embedded defaults, and the search pages beside it (``ad-assets serve``)."""
     from ad_assets.instance import ensure_dagster_home
 
     settings = Settings.from_env()
@@ -142,11 +142,22 @@ def cmd_dev(args: argparse.Namespace) -> int:
         "-w", str(REPO_ROOT / "workspace.yaml"),
         "-h", args.host, "-p", str(args.port),
     ]  # fmt: skip
+    search = None
+    if args.search_port:
+        serve = [sys.executable, "-m", "ad_assets.cli", "serve", "--host", args.host, "--port", str(args.search_port)]
+        search = subprocess.Popen(serve, cwd=REPO_ROOT, env=os.environ.copy())
     print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={home})", file=sys.stderr)
     try:
         return subprocess.call(command, cwd=REPO_ROOT, env=os.environ.copy())
     except KeyboardInterrupt:
         return 0
+    finally:
+        if search is not None:
+            search.terminate()
+            try:
+                search.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                search.kill()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -182,13 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="run the Dagster UI on the embedded defaults")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument("--search-port", type=int, default=8080,
+                     help="port of the search pages started beside the UI (0: do not start them)")  # fmt: skip
     dev.set_defaults(func=cmd_dev)
 
     demo = sub.add_parser("demo", help="serve sample ads on loopback and ingest two sample brands")
     demo.add_argument("--json", action="store_true", help="print one JSON object per brand")
     demo.set_defaults(func=cmd_demo)
 
-    for module in (cli_methods, cli_search, cli_backfill):
+    for module in (cli_methods, cli_search, cli_backfill, cli_serve):
         module.register(sub)
     return parser
 

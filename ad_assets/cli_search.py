@@ -13,7 +13,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ad_assets.search import MEDIA_TYPES, Hit, NothingToSearchError, SearchError, SearchInputError, UnknownBrandError
+from ad_assets.search import (
+    MEDIA_TYPES,
+    Hit,
+    NothingToSearchError,
+    SearchError,
+    SearchHits,
+    SearchInputError,
+    UnknownBrandError,
+)
+from ad_assets.search_ranking import DEFAULT_MIN_SCORE
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _TEXT_WIDTH = 60
@@ -25,13 +34,18 @@ def register(subparsers: Any) -> None:
         "search",
         help="find images, video frames and spoken segments by text or by image",
         description="Search the committed catalog. A text query finds captions, on-image text and transcripts "
-        "(and, with a multimodal provider, pictures); --image finds look-alike images and video frames.",
+        "(by their words, and by meaning with a multimodal provider); --image finds look-alike images and video "
+        "frames; both together rank what matches both first. Hits scoring below --min-score are left out; when "
+        "none is left the answer is 'no good match'.",
     )
     parser.add_argument("query", nargs="?", metavar="QUERY", help="text to look for (optional when --image is given)")
     parser.add_argument("--brand", metavar="B", help="search one brand only (default: every committed brand)")
     parser.add_argument("--image", metavar="PATH", type=Path, help="an image file to find look-alikes of")
     parser.add_argument("-k", type=int, default=10, metavar="K", help="how many hits (default 10)")
-    parser.add_argument("--min-score", type=float, metavar="S", help="drop hits with a cosine similarity below S")
+    parser.add_argument(
+        "--min-score", type=float, metavar="S",
+        help=f"drop hits scoring below S (scores run 0-1; default {DEFAULT_MIN_SCORE}; 0 keeps every candidate)",
+    )  # fmt: skip
     parser.add_argument("--media-type", choices=MEDIA_TYPES, help="only images, only videos or only audio spots")
     parser.add_argument("--json", action="store_true", help="print a JSON list of hit objects")
     parser.set_defaults(func=cmd_search)
@@ -64,8 +78,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         return _fail(f"embedding the query failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
     if args.json:
         print(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False))
+        if hits.no_good_match:  # the JSON stays a list; people and logs read why it is empty
+            print(hits.no_good_match_message(args.query), file=sys.stderr)
     else:
-        print(render_hits(hits))
+        print(render_hits(hits, args.query))
     return EXIT_OK
 
 
@@ -78,16 +94,18 @@ def _when(hit: Hit) -> str:
 
 
 def _shown_text(hit: Hit) -> str:
-    # A text hit embedded caption + OCR; the OCR line is what a person recognises.
-    text = hit.text if hit.kind == "transcript" else (hit.ocr_text or hit.caption or hit.text or "")
+    # A text hit embedded caption + OCR; the OCR line is what a person recognises. A measured
+    # caption is sizes and colours: no description of the ad.
+    described = hit.caption if hit.caption_basis != "measured" else None
+    text = hit.text if hit.kind == "transcript" else (hit.ocr_text or described or hit.text or "")
     flat = " ".join(str(text).split())
     return flat if len(flat) <= _TEXT_WIDTH else flat[: _TEXT_WIDTH - 1] + "…"
 
 
-def render_hits(hits: list[Hit]) -> str:
-    """A readable table of hits, each followed by its source URL."""
+def render_hits(hits: list[Hit], query: str | None = None) -> str:
+    """A readable table of hits, each followed by its source URL; "no good match …" when there are none."""
     if not hits:
-        return "no hits"
+        return hits.no_good_match_message(query) if isinstance(hits, SearchHits) else "no hits"
     rows = [("#", "SCORE", "BRAND", "MEDIA", "MATCH", "AT", "ITEM", "TEXT")]
     for rank, hit in enumerate(hits, 1):
         rows.append((str(rank), f"{hit.score:.3f}", hit.brand, hit.media_type, hit.kind, _when(hit),

@@ -18,8 +18,17 @@ What a query reaches depends on the spaces the brand was indexed in:
   so a text query also reaches image and frame vectors directly.
 
 Spoken words are searchable through the transcript segments: such a hit
-carries the segment's text and its start/end seconds. A query with both text
-and an image returns the union of both searches, ordered by score (cosine).
+carries the segment's text and its start/end seconds.
+
+Words and meaning together: a text query is also run as a Postgres
+full-text search over the committed texts (OCR, model captions, transcript
+segments; ``resources.catalog_queries.text_matches``). Each unit of an ad (an
+image, a kept frame, a transcript segment) collects the evidence of the word
+match and of every query vector, and ``ad_assets.search_ranking`` turns it
+into one calibrated score in [0, 1]: an exact phrase ranks first, text and
+image parts of one query both count, and hits below ``min_score`` (default
+``DEFAULT_MIN_SCORE``) are dropped: an empty result is "no good match"
+(``SearchHits.no_good_match``, with the best score that missed).
 
 Without ``brand``, each space's global index is searched; a brand committed
 again after that index was built is searched in its own index instead, so
@@ -38,13 +47,14 @@ from typing import Any, Mapping
 import numpy as np
 import psycopg
 
+from ad_assets.search_ranking import DEFAULT_MIN_SCORE, IMAGE, TEXT, UnitEvidence, order_key
 from ad_assets.settings import Settings
 from ai_methods.calls import MethodRunner
 from ai_methods.errors import InvalidInputError
 from ai_methods.settings import AISettings
 from resources.catalog_db import CommittedSpace, committed_brands, committed_spaces
 from resources.catalog_errors import IndexNotFoundError
-from resources.catalog_queries import global_index, vector_rows
+from resources.catalog_queries import global_index, text_matches, vector_rows
 from resources.catalog_schema import schema_version
 from resources.media_store import MediaStore
 from resources.postgres import connect, resolve_database_url
@@ -87,8 +97,14 @@ class Hit:
     (its caption + OCR), ``transcript`` (a spoken segment). ``t_s`` is the
     frame's time, or the segment's start (``t_end_s`` its end), for videos.
     ``text`` is the matching text: what was embedded for ``text`` and
-    ``transcript`` hits, the OCR text (else the caption) for ``image`` hits.
-    ``score`` is the cosine similarity (higher is closer).
+    ``transcript`` hits, the OCR text (else a model's caption) for ``image``
+    hits; a ``measured`` caption (sizes and colours, see ``caption_basis``)
+    is never offered as the matching text.
+    ``score`` is the calibrated relevance in [0, 1] (``search_ranking``:
+    higher is closer; an exact match of the picture or the words gives 1 or
+    close); ``similarity`` is the best raw cosine of the unit's vectors to the
+    query (None when only the words matched); ``matched_by`` says how it
+    matched (``phrase``, ``words``, ``text-vector``, ``image-vector``).
     """
 
     brand: str
@@ -108,12 +124,42 @@ class Hit:
     ocr_text: str | None = None
     space: str = ""
     vector_id: int = 0
+    similarity: float | None = None
+    matched_by: list[str] = field(default_factory=list)
+    caption_basis: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the CLI's ``--json`` objects; keys are a contract: add, never rename)."""
         out = dataclasses.asdict(self)
         out["score"] = round(self.score, 6)
         return out
+
+
+@dataclass
+class SearchHits(list):
+    """The hits, best first (a ``list[Hit]``), and why there are none.
+
+    ``min_score`` is the threshold applied; ``best_missed`` the best score
+    below it (None when nothing at all came near). ``no_good_match``: no hit
+    passed.
+    """
+
+    def __init__(self, hits: list[Hit] = (), min_score: float = DEFAULT_MIN_SCORE,
+                 best_missed: float | None = None) -> None:  # fmt: skip
+        super().__init__(hits)
+        self.min_score = min_score
+        self.best_missed = best_missed
+
+    @property
+    def no_good_match(self) -> bool:
+        """Whether no hit reached ``min_score``."""
+        return not self
+
+    def no_good_match_message(self, query: str | None) -> str:
+        """One line for people: what was searched and why nothing is shown."""
+        what = f"for {query.strip()!r}" if query and query.strip() else "for this image"
+        near = f" (best score {self.best_missed:.2f})" if self.best_missed is not None else ""
+        return f"no good match {what}: nothing scored {self.min_score:.2f} or more{near}"
 
 
 @dataclass
@@ -164,7 +210,7 @@ def _resources(source: Settings | SearchResources | Mapping[str, Any]) -> Search
 
 
 def _check_inputs(
-    query: str | None, image: Path | None, k: int, min_score: float | None, media_type: str | None
+    query: str | None, image: Path | bytes | None, k: int, min_score: float | None, media_type: str | None
 ) -> bytes | None:
     """Validate the arguments; returns the image's bytes (or None)."""
     if (query is None or not query.strip()) and image is None:
@@ -172,11 +218,15 @@ def _check_inputs(
     if not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise SearchInputError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
     if min_score is not None and not -1.0 <= float(min_score) <= 1.0:
-        raise SearchInputError(f"min_score is a cosine similarity between -1 and 1, got {min_score!r}")
+        raise SearchInputError(f"min_score must be from -1 to 1 (hits score 0 to 1), got {min_score!r}")
     if media_type is not None and media_type not in MEDIA_TYPES:
         raise SearchInputError(f"media_type must be one of {', '.join(MEDIA_TYPES)}, got {media_type!r}")
     if image is None:
         return None
+    if isinstance(image, bytes):
+        if not image:
+            raise SearchInputError("the query image is empty")
+        return image
     path = Path(image)
     if not path.is_file():
         raise SearchInputError(f"image {str(path)!r} does not exist or is not a file")
@@ -200,12 +250,12 @@ def _embedders(spaces: list[CommittedSpace], method: str) -> dict[str, set[str]]
 
 
 async def _embed(
-    ai: AISettings, requests: list[tuple[str, str, dict[str, Any], set[str]]]
-) -> list[tuple[str, np.ndarray]]:
-    """(space, unit vector) of each (method, provider, inputs, committed spaces) request."""
+    ai: AISettings, requests: list[tuple[str, str, str, dict[str, Any], set[str]]]
+) -> list[tuple[str, str, np.ndarray]]:
+    """(query part, space, unit vector) of each (part, method, provider, inputs, committed spaces) request."""
     out = []
     async with MethodRunner(ai) as runner:
-        for method, provider, inputs, spaces in requests:
+        for part, method, provider, inputs, spaces in requests:
             try:
                 result = await runner.run(method, provider=provider, **inputs)
             except InvalidInputError as exc:
@@ -220,18 +270,18 @@ async def _embed(
             vector = np.asarray(result.output["vector"], dtype=np.float32)
             if not np.any(vector):
                 raise SearchInputError(f"the query has nothing {method} can embed (no words or no pixels it knows)")
-            out.append((space, vector))
+            out.append((part, space, vector))
     return out
 
 
 def _query_vectors(
     ai: AISettings, spaces: list[CommittedSpace], query: str | None, image: bytes | None
-) -> list[tuple[str, np.ndarray]]:
+) -> list[tuple[str, str, np.ndarray]]:
     asked = []
     if query is not None and query.strip():
-        asked.append((EMBED_TEXT, {"text": query.strip()}, "text"))
+        asked.append((EMBED_TEXT, {"text": query.strip()}, TEXT))
     if image is not None:
-        asked.append((EMBED_IMAGE, {"image": image}, "image"))
+        asked.append((EMBED_IMAGE, {"image": image}, IMAGE))
     requests = []
     for method, inputs, what in asked:
         providers = _embedders(spaces, method)
@@ -239,7 +289,7 @@ def _query_vectors(
             raise NothingToSearchError(
                 f"nothing committed here can be searched by {what}: no vectors were made with {method}"
             )
-        requests += [(method, provider, inputs, found) for provider, found in sorted(providers.items())]
+        requests += [(what, method, provider, inputs, found) for provider, found in sorted(providers.items())]
     return asyncio.run(_embed(ai, requests))
 
 
@@ -288,10 +338,12 @@ def _candidates(
     return found
 
 
-def _hit(row: dict[str, Any], score: float) -> Hit:
+def _hit(row: dict[str, Any], evidence: UnitEvidence) -> Hit:
     kind = row["kind"]
     frame = row["frame_index"] is not None
     caption = row["frame_caption"] if frame else row["item_caption"]
+    basis = row["frame_caption_basis"] if frame else row["item_caption_basis"]
+    described = caption if basis != "measured" else None  # measurements are no description
     ocr = row["frame_ocr_text"] if frame else row["item_ocr_text"]
     if kind == "transcript":
         text, source, t_s, t_end = row["segment_text"], "transcript", row["segment_start_s"], row["segment_end_s"]
@@ -300,17 +352,20 @@ def _hit(row: dict[str, Any], score: float) -> Hit:
         if kind == "text":
             text, source = row["vector_text"], "caption+ocr"
         else:
-            text, source = (ocr, "ocr") if ocr else (caption, "caption" if caption else None)
+            text, source = (ocr, "ocr") if ocr else (described, "caption" if described else None)
     return Hit(
         brand=row["brand"], media_id=int(row["media_id"]), sha256=row["sha256"], source_url=row["source_url"],
-        storage_uri=row["storage_uri"], media_type=row["media_type"], kind=kind, score=float(score),
+        storage_uri=row["storage_uri"], media_type=row["media_type"], kind=kind, score=float(evidence.score),
         t_s=t_s, t_end_s=t_end, frame_index=row["frame_index"], text=text, text_source=source,
         caption=caption, ocr_text=ocr, space=row["space"], vector_id=int(row["vector_id"]),
+        similarity=max(evidence.similarity.values()) if evidence.similarity else None,
+        matched_by=evidence.matched_by, caption_basis=basis,
     )  # fmt: skip
 
 
 def _search_space(conn: psycopg.Connection, sources: list[tuple[Any, set[str]]], vector: np.ndarray, k: int,
-                  min_score: float | None, media_type: str | None) -> list[Hit]:  # fmt: skip
+                  media_type: str | None) -> list[tuple[dict[str, Any], float]]:  # fmt: skip
+    """(row, cosine) of the nearest vectors that pass the filters, nearest first."""
     total = sum(index.ntotal for index, _ in sources)
     if total == 0:
         return []
@@ -324,29 +379,58 @@ def _search_space(conn: psycopg.Connection, sources: list[tuple[Any, set[str]]],
             # No row: the id belongs to a version committed over since (ids are never reused).
             if row is None or row["brand"] not in brands:
                 continue
-            if (min_score is not None and score < min_score) or (media_type and row["media_type"] != media_type):
+            if media_type and row["media_type"] != media_type:
                 continue
-            hits.append(_hit(row, score))
+            hits.append((row, score))
         if len(hits) >= k or want >= total:
-            return hits
+            return sorted(hits, key=lambda h: (-h[1], h[0]["vector_id"]))
         want = min(total, want * 2)
+
+
+def _unit_key(row: dict[str, Any]) -> tuple:
+    """What one hit stands for: an image, a kept frame, or a transcript segment of an item."""
+    return (row["media_id"], row["frame_index"], row["segment_index"])
+
+
+class _Units:
+    """Evidence per unit, and the row that will stand for it (the one of its strongest part)."""
+
+    def __init__(self) -> None:
+        self.evidence: dict[tuple, UnitEvidence] = {}
+        self.rows: dict[tuple, dict[str, dict[str, Any]]] = {}
+
+    def get(self, row: dict[str, Any], part: str) -> UnitEvidence:
+        key = _unit_key(row)
+        self.rows.setdefault(key, {}).setdefault(part, row)
+        return self.evidence.setdefault(key, UnitEvidence())
+
+    def hits(self) -> list[tuple[UnitEvidence, Hit]]:
+        out = []
+        for key, evidence in self.evidence.items():
+            rows = self.rows[key]
+            text = max(evidence.words, evidence.evidence.get(TEXT, 0.0))
+            part = TEXT if TEXT in rows and (IMAGE not in rows or text >= evidence.evidence.get(IMAGE, 0.0)) else IMAGE
+            out.append((evidence, _hit(rows[part], evidence)))
+        return out
 
 
 def search(
     source: Settings | SearchResources | Mapping[str, Any],
     query: str | None = None,
-    image: Path | None = None,
+    image: Path | bytes | None = None,
     brand: str | None = None,
     k: int = 10,
     min_score: float | None = None,
     media_type: str | None = None,
-) -> list[Hit]:
-    """The ``k`` best hits for a text ``query`` and/or an ``image`` file, best first.
+) -> SearchHits:
+    """The ``k`` best hits for a text ``query`` and/or an ``image`` (a file, or its bytes), best first.
 
     ``source`` is the platform ``Settings``, a ``SearchResources`` (reuse it
     to keep loaded indexes), or the Dagster resources mapping. ``brand``
-    limits the search to one brand; ``min_score`` drops hits below that
-    cosine; ``media_type`` keeps only ``image``, ``video`` or ``audio`` items. Raises
+    limits the search to one brand; ``min_score`` drops hits scoring below it
+    (default ``DEFAULT_MIN_SCORE``; 0 keeps every candidate); ``media_type``
+    keeps only ``image``, ``video`` or ``audio`` items. Returns ``SearchHits``
+    (a list; empty with ``no_good_match`` when nothing passed). Raises
     ``SearchInputError``, ``UnknownBrandError``, ``NothingToSearchError``,
     ``SpaceMismatchError``; catalog, database and AI failures raise their own
     typed errors. Synchronous: call it from a thread when inside an event loop.
@@ -367,11 +451,19 @@ def search(
             )
         spaces = committed_spaces(conn, brand)
         vectors = _query_vectors(res.ai_settings, spaces, query, image_bytes)
-        hits: dict[int, Hit] = {}
-        for space, vector in vectors:
+        units = _Units()
+        for part, space, vector in vectors:
             sources = _sources(conn, res.files, space, brand, spaces)
-            for hit in _search_space(conn, sources, vector, k, min_score, media_type):
-                if hit.vector_id not in hits or hit.score > hits[hit.vector_id].score:
-                    hits[hit.vector_id] = hit
+            for rank, (row, cosine) in enumerate(_search_space(conn, sources, vector, k, media_type), 1):
+                units.get(row, part).add_similarity(part, space, cosine, rank)
+        if query is not None and query.strip():
+            matches = text_matches(conn, query.strip(), k * _OVERFETCH, brand, media_type)
+            rows = vector_rows(conn, (m.vector_id for m in matches))
+            for rank, match in enumerate(matches, 1):
+                units.get(rows[match.vector_id], TEXT).add_words(match.found, match.wanted, match.phrase, rank)
         conn.rollback()
-    return sorted(hits.values(), key=lambda h: (-h.score, h.vector_id))[:k]
+    floor = DEFAULT_MIN_SCORE if min_score is None else float(min_score)
+    ranked = sorted(units.hits(), key=lambda eh: order_key(eh[0], eh[1].vector_id))
+    kept = [hit for evidence, hit in ranked if evidence.score >= floor][:k]
+    missed = max((evidence.score for evidence, _ in ranked if evidence.score < floor), default=None)
+    return SearchHits(kept, floor, None if kept else missed)

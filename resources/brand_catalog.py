@@ -58,6 +58,7 @@ class MediaItemRow:
     frame_count: int | None = None
     rotation: int | None = None  # degrees clockwise the stored picture is turned for display
     codec: str | None = None
+    caption_basis: str | None = None  # model, measured or fake (the caption method's ``basis``)
 
     @property
     def has_frames(self) -> bool:
@@ -74,6 +75,7 @@ class FrameRow:
     t_s: float
     caption: str | None = None
     ocr_text: str | None = None
+    caption_basis: str | None = None
 
 
 @dataclass(frozen=True)

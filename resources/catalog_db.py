@@ -48,11 +48,11 @@ MEDIA_ITEM_COLUMNS = (
     ("width", "int4"), ("height", "int4"), ("duration_s", "float8"), ("has_audio", "bool"), ("status", "text"),
     ("frames_sampled", "int4"), ("frames_kept", "int4"), ("caption", "text"), ("ocr_text", "text"),
     ("transcript_text", "text"), ("fetched_at", "timestamptz"), ("animated", "bool"), ("frame_count", "int4"),
-    ("rotation", "int4"), ("codec", "text"),
+    ("rotation", "int4"), ("codec", "text"), ("caption_basis", "text"),
 )  # fmt: skip
 FRAME_COLUMNS = (
     ("id", "int8"), ("brand", "text"), ("media_item_id", "int8"), ("frame_index", "int4"), ("t_s", "float8"),
-    ("caption", "text"), ("ocr_text", "text"),
+    ("caption", "text"), ("ocr_text", "text"), ("caption_basis", "text"),
 )  # fmt: skip
 SEGMENT_COLUMNS = (
     ("id", "int8"), ("brand", "text"), ("media_item_id", "int8"), ("segment_index", "int4"), ("start_s", "float8"),
@@ -243,14 +243,14 @@ def _media_rows(catalog: BrandCatalog, ids: _Ids) -> Iterator[tuple]:
             i, b, m.sha256, m.media_type, m.source_url, list(m.urls or (m.source_url,)),
             m.storage_key, m.storage_uri, m.mime, m.bytes, m.width, m.height, m.duration_s, m.has_audio, m.status,
             m.frames_sampled, m.frames_kept, m.caption, m.ocr_text, m.transcript_text, m.fetched_at,
-            m.animated, m.frame_count, m.rotation, m.codec,
+            m.animated, m.frame_count, m.rotation, m.codec, m.caption_basis,
         )  # fmt: skip
 
 
 def _frame_rows(catalog: BrandCatalog, ids: _Ids) -> Iterator[tuple]:
     b, items = catalog.brand, ids.items
     for i, f in enumerate(catalog.frames, ids.frames_first):
-        yield (i, b, items[f.sha256], f.frame_index, f.t_s, f.caption, f.ocr_text)
+        yield (i, b, items[f.sha256], f.frame_index, f.t_s, f.caption, f.ocr_text, f.caption_basis)
 
 
 def _segment_rows(catalog: BrandCatalog, ids: _Ids) -> Iterator[tuple]:

@@ -18,7 +18,7 @@ import psycopg
 
 from resources.catalog_errors import CatalogSchemaError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Fixed advisory-lock keys of this schema (any bigint unlikely to clash with other apps).
 SCHEMA_LOCK_KEY = 0x61645F6173_01
 ID_LOCK_KEY = 0x61645F6173_02
@@ -164,10 +164,22 @@ ALTER TABLE media_items ADD COLUMN animated boolean, ADD COLUMN frame_count inte
     ADD COLUMN rotation integer, ADD COLUMN codec text;
 """
 
+# What a caption is based on (``model``: a vision model looked; ``measured``: built from local
+# measurements, never a description), and the words of every embedded text for full-text search:
+# English stemming so "sales" finds "SALE"; generated, so every writer fills it the same way.
+_V3 = """
+ALTER TABLE media_items ADD COLUMN caption_basis text;
+ALTER TABLE frames ADD COLUMN caption_basis text;
+ALTER TABLE vectors ADD COLUMN text_search tsvector
+    GENERATED ALWAYS AS (to_tsvector('english', coalesce(text, ''))) STORED;
+CREATE INDEX vectors_text_search ON vectors USING gin (text_search);
+"""
+
 #: (version, description, DDL), applied in order; never edit a released entry, append a new one.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "catalog tables, vector ids and index versions", _V1),
     (2, "audio items; animated, frame_count, rotation and codec of media items", _V2),
+    (3, "caption basis of items and frames; full-text search over embedded texts", _V3),
 )
 
 

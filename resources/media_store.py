@@ -446,6 +446,32 @@ class MediaStore:
         except Exception as exc:
             raise self._error("delete", key, exc) from exc
 
+    # -- serving (the search pages) -----------------------------------------
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the store is a local directory (served as files) rather than S3 (served by signed URLs)."""
+        return self._local
+
+    def local_path(self, key: str) -> Path:
+        """The file of ``key`` in a local store (``InvalidKeyError`` for a bad key: no ``..``, no absolute path).
+
+        Raises ``StoreConfigError`` on an S3 store: use :meth:`signed_url`.
+        """
+        if not self._local:
+            raise StoreConfigError(f"{self.url} is not a local store: serve {key!r} through signed_url()")
+        return Path(self._root_uri) / _check_key(key)
+
+    def signed_url(self, key: str, expires_s: int = 300) -> str:
+        """A presigned GET URL of ``key`` on S3, valid ``expires_s`` seconds (``StoreConfigError`` on a local store)."""
+        _check_key(key)
+        if self._local:
+            raise StoreConfigError(f"{self.url} is a local store: serve {key!r} from local_path()")
+        try:
+            return str(obstore.sign(self._store, "GET", key, timedelta(seconds=expires_s)))
+        except Exception as exc:
+            raise self._error("sign", key, exc) from exc
+
     @staticmethod
     def _list_prefix(prefix: str) -> str | None:
         clean = (prefix or "").strip("/")

@@ -100,8 +100,9 @@ def run_demo(*, json_output: bool = False, out=None) -> int:
             "\nAI methods on the offline `local` provider (OCR, colours, faces, visual and lexical embeddings;"
             "\nvideos sliced into frames with near-duplicates dropped and their speech transcribed), and the brand"
             "\nsummary was built from those measurements. Each brand was then committed to Postgres in one"
-            "\ntransaction and its vectors to FAISS indexes, which the searches above read. Run `ad-assets dev`"
-            "\nto see the runs in the Dagster UI.",
+            "\ntransaction and its vectors to FAISS indexes, which the searches above read. Run `make dev`"
+            "\n(`ad-assets dev`) to see the runs in the Dagster UI on http://127.0.0.1:3000 and the search pages"
+            "\non http://127.0.0.1:8080 (or `ad-assets serve` for the search pages alone).",
             file=out,
         )
     return 0 if ok else 1

@@ -148,9 +148,16 @@ def _items(raw_media: pd.DataFrame, analysis: dict[str, dict[str, Any]]) -> list
                 frame_count=_opt(row.get("frame_count"), int),
                 rotation=_opt(row.get("rotation"), int),
                 codec=_opt(row.get("codec")),
+                caption_basis=caption_basis(image_unit),
             )
         )
     return items
+
+
+def caption_basis(unit: dict[str, Any]) -> str | None:
+    """The ``basis`` of a unit's caption (``model``, ``measured``, ``fake``), or None without a caption result."""
+    output = ((unit.get("results") or {}).get("caption") or {}).get("output") or {}
+    return _opt(output.get("basis"), str)
 
 
 def _segments(sha256: str, transcript: dict[str, Any]) -> list[SegmentRow]:
@@ -171,7 +178,8 @@ def _analysis_of_item(
         frame_index = None if unit.get("unit") != "frame" else int(unit["frame_index"])
         if frame_index is not None:
             frames.append(FrameRow(sha256, frame_index, float(unit.get("t_s") or 0.0),
-                                   _text(unit.get("caption")), _text(unit.get("ocr_text"))))  # fmt: skip
+                                   _text(unit.get("caption")), _text(unit.get("ocr_text")),
+                                   caption_basis(unit)))  # fmt: skip
         for method, result in sorted((unit.get("results") or {}).items()):
             meta.add(sha256, frame_index, result)
             analyses.append(

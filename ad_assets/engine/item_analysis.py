@@ -105,8 +105,14 @@ def journal_store_key(sha256: str) -> str:
 
 
 def text_for_embedding(unit: UnitAnalysis) -> str:
-    """What ``embed_text`` sees for a unit: its caption and its OCR text."""
-    caption = str(unit.output("caption").get("caption") or "").strip()
+    """What ``embed_text`` sees for a unit: its caption (when a model wrote it) and its OCR text.
+
+    A ``measured`` caption ("Image 800×600, bright, …") states sizes and
+    colours, not what the ad means: embedding it would make every picture of
+    one size look alike to a text query, so it is left out.
+    """
+    found = unit.output("caption")
+    caption = "" if found.get("basis") == "measured" else str(found.get("caption") or "").strip()
     ocr = str(unit.output("ocr_text").get("text") or "").strip()
     return "\n".join(part for part in (caption, ocr) if part)
 

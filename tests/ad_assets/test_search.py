@@ -19,6 +19,7 @@ import pytest
 from ad_assets.cli import main
 from ad_assets.engine.catalog_rows import build_brand_catalog
 from ad_assets.engine.video_frames import sample_frames
+from ad_assets.search_ranking import DEFAULT_MIN_SCORE
 from ad_assets.search import (
     NothingToSearchError,
     SearchInputError,
@@ -219,7 +220,8 @@ def cli_env(shared, monkeypatch, tmp_path):
 def test_cli_search_prints_a_table_and_json(cli_env, analysed_sample_brand, capsys):
     assert main(["search", "ethiopian beans", "-k", "2"]) == 0
     table = capsys.readouterr().out
-    assert main(["search", "visit our store", "--json", "-k", "2", "--media-type", "video"]) == 0
+    # --min-score 0: every candidate, however weak (the default drops the weak second one).
+    assert main(["search", "visit our store", "--json", "-k", "2", "--media-type", "video", "--min-score", "0"]) == 0
     hits = json.loads(capsys.readouterr().out)
 
     assert "ETHIOPIAN BEANS" in table and "http://cdn.test/sample-coffee/beans.png" in table
@@ -265,3 +267,72 @@ def test_hits_serialise_to_plain_json(shared):
     doc = json.loads(json.dumps(hit.as_dict()))
 
     assert doc == dataclasses.asdict(hit) | {"score": round(hit.score, 6)}
+
+
+# -- words and meaning, and "no good match" ---------------------------------------
+
+
+@pytest.mark.parametrize("query", ["xyzzy plugh frobnicate", "qqq zzz", "summer sale"])
+def test_nonsense_or_absent_words_are_no_good_match(shared, query):
+    hits = search(shared, query, k=5)
+
+    assert hits == [] and hits.no_good_match and hits.min_score == DEFAULT_MIN_SCORE
+    assert hits.best_missed is None or hits.best_missed < DEFAULT_MIN_SCORE
+    assert hits.no_good_match_message(query).startswith(f"no good match for {query!r}")
+
+
+def test_min_score_zero_keeps_every_candidate(shared):
+    assert len(search(shared, "xyzzy plugh frobnicate", k=5, min_score=0)) == 5
+
+
+def test_an_exact_phrase_on_the_ad_ranks_first_and_says_so(shared, analysed_sample_brand):
+    hits = search(shared, "oat latte", k=5)
+
+    assert hits[0].sha256 == analysed_sample_brand.sha["latte.png"] and hits[0].matched_by[0] == "phrase"
+
+
+def test_full_text_search_finds_word_forms_the_vectors_miss(shared, analysed_sample_brand):
+    # "origins" is not a word on the ad; English stemming makes it "origin", which is.
+    top = search(shared, "origins", k=1)[0]
+
+    assert top.sha256 == analysed_sample_brand.sha["beans.png"] and top.matched_by[0] == "phrase"  # one word: a phrase
+
+
+def test_text_and_image_of_one_query_both_contribute(shared, analysed_sample_brand):
+    latte = analysed_sample_brand.files["latte.png"]
+
+    words = search(shared, "new oat latte", k=3)
+    both = search(shared, "new oat latte", image=latte, k=3)
+    mixed = search(shared, "lumen air", image=latte, k=5)
+
+    assert both[0].sha256 == words[0].sha256 == analysed_sample_brand.sha["latte.png"]
+    assert both[0].score > words[0].score and {"phrase", "image-vector"} <= set(both[0].matched_by)
+    found = {h.sha256 for h in mixed}
+    assert {analysed_sample_brand.sha["runner.png"], analysed_sample_brand.sha["latte.png"]} <= found
+
+
+def test_measured_captions_are_neither_embedded_nor_offered_as_the_match(shared, analysed_sample_brand):
+    texts = analysed_sample_brand.tables["media_embeddings"]["text"].dropna().tolist()
+    top = search(shared, image=analysed_sample_brand.files["beans.png"], k=1)[0]
+
+    assert texts and not any("dominant colours" in t or t.startswith(("Image ", "Video of")) for t in texts)
+    assert top.caption_basis == "measured" and top.caption.startswith("Image ")
+    assert top.text_source == "ocr" and "dominant colours" not in (top.text or "")
+
+
+def test_the_caption_basis_is_kept_in_the_catalog(shared):
+    with connect(shared.database_url) as conn:
+        bases = {r[0] for r in conn.execute("SELECT caption_basis FROM media_items WHERE media_type = 'image'")}
+        frames = {r[0] for r in conn.execute("SELECT caption_basis FROM frames")}
+
+    assert bases == {"measured"} and frames == {"measured"}
+
+
+def test_cli_says_no_good_match_in_the_table_and_on_stderr_with_json(cli_env, capsys):
+    assert main(["search", "xyzzy plugh"]) == 0
+    table = capsys.readouterr().out
+    assert main(["search", "xyzzy plugh", "--json"]) == 0
+    out, err = capsys.readouterr()
+
+    assert table.startswith("no good match for 'xyzzy plugh': nothing scored 0.30 or more")
+    assert json.loads(out) == [] and err.startswith("no good match for 'xyzzy plugh'")

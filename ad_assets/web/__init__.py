@@ -1,0 +1,1 @@
+"""The search pages and their JSON API (``ad-assets serve``)."""
