@@ -263,3 +263,38 @@ async def test_the_summary_makes_no_theme_or_message_of_unheard_words(local_runn
     assert out["calls_to_action"] == out["key_messages"]
     spoken = set(normalise(DEMO_AD_TEXT).split())
     assert {t.split(" (")[0] for t in out["themes"]} <= spoken
+
+
+@pytest.mark.parametrize("tail", ["silence", "low_noise"])
+async def test_nothing_is_added_after_the_last_spoken_word(local_runner, spoken_wav, tail):
+    # Whisper is known to append "Thank you." or to repeat the last phrase into a trailing pause.
+    pcm = decode_pcm16k(spoken_wav)
+    rng = np.random.default_rng(3)
+    rest = np.zeros(20 * 16_000) if tail == "silence" else rng.normal(0, 0.01, 20 * 16_000)
+    audio = np.concatenate([pcm, (rest * 32767).astype(np.int16)])
+    out = (await local_runner.run("transcribe_speech", audio=wav_bytes(audio))).output
+    assert len(out["words"]) <= len(normalise(DEMO_AD_TEXT).split()) + 1
+    assert all(w["end"] <= len(pcm) / 16_000 + 0.5 for w in out["words"])
+    assert "thank" not in out["text"].casefold()
+
+
+@pytest.mark.parametrize("samples", [0, 1, 800, 16_000])
+async def test_very_short_audio_gives_no_words_and_no_error(local_runner, samples):
+    out = (await local_runner.run("transcribe_speech", audio=wav_bytes(np.zeros(samples, dtype=np.int16)))).output
+    assert out["words"] == [] and out["duration_s"] == pytest.approx(samples / 16_000, abs=0.001)
+
+
+async def test_the_demo_video_summary_quotes_only_spoken_words(local_runner):
+    # What `make demo` shows for northwind-coffee: the ad's voice, AAC-encoded in an MP4, through both methods.
+    from ad_assets.demo.samples import SPOKEN_AD_WAV, Scene, render_ad_video
+
+    video = render_ad_video([Scene(("NORTHWIND",), (120, 80, 40), 6.0)], audio_wav=SPOKEN_AD_WAV)
+    transcript = (await local_runner.run("transcribe_speech", audio=video)).output
+    assert transcript["engine"] == "faster-whisper"
+    summary = (await local_runner.run("summarize_brand", results=[{"transcribe_speech": transcript}])).output
+    quote = summary["key_messages"][0]
+    spoken = set(normalise(DEMO_AD_TEXT).split())
+    heard = [w for w in normalise(quote).split()]
+    assert len(heard) >= 6 and set(heard) <= spoken, quote
+    assert "coffee every morning" in normalise(quote) and "visit our store" in normalise(quote)
+    assert {t.split(" (")[0] for t in summary["themes"]} <= spoken
