@@ -184,12 +184,20 @@ def test_the_packaged_model_is_found_from_its_files_without_importing_it():
     whisper.verify(model)
 
 
-def test_a_damaged_model_file_is_refused_at_load(tmp_path):
-    model = whisper.configured_model({})
-    copy = tmp_path / "model"
-    copy.mkdir()
+def _packaged_copy(folder, *, link: bool):
+    """The packaged model's files under ``folder`` (symbolic links, or copies), and the packaged model."""
+    packaged = whisper.configured_model({})
+    folder.mkdir()
     for name in whisper.PACKAGED_SHA256:
-        (copy / name).symlink_to(model.path / name)
+        if link:
+            (folder / name).symlink_to(packaged.path / name)
+        else:
+            shutil.copyfile(packaged.path / name, folder / name)
+    return folder, packaged
+
+
+def test_a_damaged_model_file_is_refused_at_load(tmp_path):
+    copy, model = _packaged_copy(tmp_path / "model", link=True)
     (copy / "config.json").unlink()
     (copy / "config.json").write_text((model.path / "config.json").read_text().replace("50257", "50258"))
     damaged = whisper.WhisperModel(copy, model.model_id, whisper.PACKAGED_SHA256)
@@ -201,11 +209,7 @@ def test_a_damaged_model_file_is_refused_at_load(tmp_path):
 
 
 def test_a_model_directory_named_in_the_environment(tmp_path):
-    packaged = whisper.configured_model({})
-    mine = tmp_path / "tiny-copy"
-    mine.mkdir()
-    for name in whisper.PACKAGED_SHA256:
-        shutil.copyfile(packaged.path / name, mine / name)
+    mine, _ = _packaged_copy(tmp_path / "tiny-copy", link=False)
     model = whisper.configured_model({whisper.MODEL_ENV: str(mine)})
     assert model.path == mine and model.sha256 is None
     assert model.model_id == f"faster-whisper/tiny-copy@{whisper.PACKAGED_SHA256['model.bin'][:12]}"
