@@ -11,6 +11,7 @@ import dagster as dg
 from pydantic import Field
 
 from ai_methods.calls import MethodRunner
+from ai_methods.errors import AIMethodError
 from ai_methods.registry import get_method
 from ad_assets.settings import ai_settings
 from ai_methods.settings import AISettings
@@ -38,12 +39,25 @@ class AIMethodsResource(dg.ConfigurableResource):
 
 
 def methods_code_version(methods: Iterable[str], provider_for: Callable[[str], str], engine_version: str) -> str:
-    """A code version that changes when any method's version, or its provider, changes.
+    """A code version that changes when any method's version, its provider, or its local model changes.
 
     Dagster compares it with the version a partition was materialised with, so
-    brands show as stale in the UI after a method is bumped.
+    brands show as stale in the UI after a method is bumped, or after the
+    ``local`` engine changes (e.g. ``transcribe_speech`` moving from
+    pocketsphinx to Whisper when the ``speech`` extra is installed).
     """
     parts = [f"engine={engine_version}"]
-    parts += [f"{name}={get_method(name).version}@{provider_for(name)}" for name in sorted(methods)]
+    parts += [f"{name}={get_method(name).version}@{_provider_model(name, provider_for(name))}" for name in sorted(methods)]
     digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
     return f"{engine_version}-{digest}"
+
+
+def _provider_model(name: str, provider: str) -> str:
+    """``provider`` and, on ``local``, the model that would run (remote model choice is the provider's)."""
+    if provider != "local":
+        return provider
+    try:
+        return f"local:{get_method(name).model_for('local', None)}"
+    except AIMethodError:
+        # A bad setting (e.g. AD_ASSETS_WHISPER_MODEL) fails the run with its own message, not the code location.
+        return "local:unconfigured"

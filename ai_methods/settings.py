@@ -13,6 +13,7 @@
 | ``AD_ASSETS_AI_RATE[_<PROVIDER>]`` | unlimited | requests per second per provider |
 | ``AD_ASSETS_AI_MAX_ATTEMPTS`` | 4 | attempts per call (transient errors only are retried) |
 | ``AD_ASSETS_AI_BACKOFF_BASE_S`` / ``AD_ASSETS_AI_BACKOFF_MAX_S`` | 0.5 / 20 | capped exponential backoff with full jitter |
+| ``AD_ASSETS_WHISPER_MODEL`` | the ``speech`` extra's tiny.en | CTranslate2 Whisper model directory of the local transcriber (read by ``ai_methods.providers.local.whisper``) |
 
 Provider credentials (AWS chain, ``OPENAI_*``) are read by each client's
 ``from_env`` from the same mapping, kept here as ``env``.

@@ -38,6 +38,20 @@ _URGENCY = ("today", "now", "limited", "hurry", "last chance", "only", "ends", "
 _OFFER = re.compile(r"(\d+\s?%|[$€£]\s?\d|\bfree\b|\boff\b|\bsale\b|\bdiscount\b|\bdeal\b)", re.IGNORECASE)
 _EXTRA_STOP = STOPWORDS | frozenset("all are can get more new now not off one out see this will who".split())
 
+# Transcript words are quoted (and so can become themes) only at or above a confidence
+# measured to be right: per engine, the lowest threshold at which at least QUOTE_PRECISION
+# of the words above it were right on the committed spoken clips (tests/media_corpus/speech;
+# tests/ai_methods/test_speech_quality.py measures it again on every run).
+# faster-whisper tiny.en int8: at 0.70, 59 of 62 words right (95 %); at 0.5 only 89 %.
+# pocketsphinx: no threshold reaches it (at 0.95, 4 of 5 right; at 0.8, 15 of 25), so
+# None: its words are never quoted nor made themes.
+# Engines not listed (remote transcription services, the fake provider, transcripts
+# without words) are quoted as given: their accuracy is their service's to state.
+QUOTE_PRECISION = 0.95
+QUOTE_CONFIDENCE: dict[str, float | None] = {"faster-whisper": 0.70, "pocketsphinx": None}
+MIN_QUOTED_WORDS = 2
+GAP = "…"
+
 
 class SummaryOutput(BaseModel):
     themes: list[str] = Field(description="recurring subjects of the brand's ads")
@@ -102,7 +116,7 @@ def item_signals(index: int, item: dict[str, Any]) -> ItemSignals:
     s.lines = [str(ln.get("text", "")).strip() for ln in ocr.get("lines", []) if str(ln.get("text", "")).strip()]
     if not s.lines and isinstance(ocr.get("text"), str):
         s.lines = [t.strip() for t in ocr["text"].splitlines() if t.strip()]
-    s.speech = str(out.get("transcribe_speech", {}).get("text", "")).strip()
+    s.speech = spoken_quote(out.get("transcribe_speech", {}))
     cap = out.get("caption", {})
     if cap.get("basis") == "model" and cap.get("caption"):
         s.captions.append(str(cap["caption"]))
@@ -114,6 +128,34 @@ def item_signals(index: int, item: dict[str, Any]) -> ItemSignals:
     if labels.get("basis") == "model":
         s.objects = [str(o.get("name")) for o in labels.get("objects", []) if o.get("name")]
     return s
+
+
+def spoken_quote(transcript: dict[str, Any]) -> str:
+    """What of a ``transcribe_speech`` output may be quoted: the words heard with a justified confidence.
+
+    Words below the engine's ``QUOTE_CONFIDENCE`` become one ``…`` per run of
+    them; fewer than ``MIN_QUOTED_WORDS`` confident words quote nothing. An
+    engine without a table entry is quoted as given (see ``QUOTE_CONFIDENCE``).
+    """
+    text = str(transcript.get("text", "")).strip()
+    engine = transcript.get("engine")
+    words = transcript.get("words")
+    if engine not in QUOTE_CONFIDENCE or not isinstance(words, list):
+        return text
+    threshold = QUOTE_CONFIDENCE[engine]
+    if threshold is None:
+        return ""
+    parts: list[str] = []
+    kept = 0
+    for w in words:
+        if not isinstance(w, dict):
+            continue
+        if float(w.get("confidence") or 0.0) >= threshold:
+            parts.append(str(w.get("text", "")).strip())
+            kept += 1
+        elif not parts or parts[-1] != GAP:
+            parts.append(GAP)
+    return " ".join(p for p in parts if p) if kept >= MIN_QUOTED_WORDS else ""
 
 
 def _norm(text: str) -> str:
@@ -230,17 +272,19 @@ class SummarizeBrand(AIMethod):
 
     Local: extractive: themes are the words found in most items, messages and
     calls to action are on-image lines and transcripts as written, style and
-    tone are counts of measured cues. Remote: a chat model reads a digest of the
+    tone are counts of measured cues. Transcript words are used only at a
+    confidence measured to be right 95 % of the time for the engine that heard
+    them (``QUOTE_CONFIDENCE``); the rest show as ``…``. Remote: a chat model reads a digest of the
     items' results (no images).
     """
 
     name = "summarize_brand"
-    version = "1"
+    version = "2"
     accepts = (RESULTS,)
     output_schema = SummaryOutput
     providers = ("local", "fake", "bedrock", "openai")
     cost_unit = "1k_tokens"
-    local_model = "local-extractive-summary-v1"
+    local_model = "local-extractive-summary-v2"
 
     async def compute(self, inputs: Inputs, ctx: CallContext) -> SummaryOutput:
         results = list(inputs.results or ())

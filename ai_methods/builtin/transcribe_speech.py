@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -12,6 +13,7 @@ from ai_methods.builtin.fields import Confidence, NonEmpty, Seconds
 from ai_methods.errors import BadResponseError
 from ai_methods.inputs import AUDIO, Inputs
 from ai_methods.method import AIMethod, CallContext
+from ai_methods.providers.local import LocalProvider
 from ai_methods.providers.local.speech import MODEL_ID as SPEECH_MODEL
 from ai_methods.providers.local.speech import OVERLAP_S, WINDOW_S
 from ai_methods.usage import Usage
@@ -39,6 +41,10 @@ class TranscriptOutput(BaseModel):
     segments: list[Segment]
     duration_s: Seconds
     language: str | None = None
+    engine: str | None = Field(
+        None,
+        description="what heard the words: 'faster-whisper' or 'pocketsphinx' on local, the provider's name elsewhere",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "TranscriptOutput":
@@ -75,7 +81,9 @@ def segments(
         start += step
 
 
-def build_output(words: list[Word], duration_s: float | None, language: str | None) -> TranscriptOutput:
+def build_output(
+    words: list[Word], duration_s: float | None, language: str | None, engine: str | None = None
+) -> TranscriptOutput:
     words = sorted(words, key=lambda w: (w.start, w.end))
     duration = max(duration_s or 0.0, words[-1].end if words else 0.0)
     return TranscriptOutput(
@@ -84,6 +92,7 @@ def build_output(words: list[Word], duration_s: float | None, language: str | No
         segments=segments(words, duration),
         duration_s=round(duration, 3),
         language=language,
+        engine=engine,
     )
 
 
@@ -91,28 +100,36 @@ class TranscribeSpeech(AIMethod):
     """Speech to text with word start/end times (seconds) and confidences.
 
     Accepts WAV bytes or any audio/video file (decoded with PyAV). Local:
-    pocketsphinx (US English) in ~10 s windows with 1 s overlap, words in the
-    overlaps de-duplicated; accuracy is modest (an offline fallback). Remote:
-    the provider's transcription API.
+    Whisper (faster-whisper, int8 on CPU, silence skipped by its Silero VAD)
+    when the ``speech`` extra is installed or ``AD_ASSETS_WHISPER_MODEL`` names
+    a model; otherwise pocketsphinx (US English) in ~10 s windows with 1 s
+    overlap, words in the overlaps de-duplicated, accuracy modest. ``engine``
+    in the output and the cached model id say which ran. Remote: the
+    provider's transcription API.
     """
 
     name = "transcribe_speech"
-    version = "1"
+    version = "2"
     accepts = (AUDIO,)
     output_schema = TranscriptOutput
     providers = ("local", "fake", "bedrock", "openai")
     cost_unit = "audio_minute"
     remote_primitive = "transcribe"
-    local_model = SPEECH_MODEL
+    local_model = SPEECH_MODEL  # the fallback; ``model_for`` names the engine that will run
+
+    def model_for(self, provider: str, backend: Any) -> str:
+        if provider == "local":
+            return LocalProvider.speech_model()
+        return super().model_for(provider, backend)
 
     async def compute(self, inputs: Inputs, ctx: CallContext) -> TranscriptOutput:
         audio = inputs.audio
         assert audio is not None
         if ctx.kind == "local":
-            found, duration = await ctx.local.transcribe(audio)
-            ctx.add_usage(Usage(requests=1, audio_seconds=round(duration, 3)))
-            words = [Word(text=w.text, start=w.start, end=w.end, confidence=w.confidence) for w in found]
-            return build_output(words, duration, "en-US")
+            heard = await ctx.local.transcribe(audio)
+            ctx.add_usage(Usage(requests=1, audio_seconds=round(heard.duration_s, 3)), heard.model)
+            words = [Word(text=w.text, start=w.start, end=w.end, confidence=w.confidence) for w in heard.words]
+            return build_output(words, heard.duration_s, heard.language, heard.engine)
         if ctx.kind == "fake":
             await ctx.fake.answer(self.name)
             rng = ctx.rng()
@@ -130,7 +147,7 @@ class TranscribeSpeech(AIMethod):
                 )
                 t += length + rng.uniform(0.05, 0.3)
             ctx.add_usage(Usage(requests=1, audio_seconds=round(duration, 3)))
-            return build_output(words, duration, "en-US")
+            return build_output(words, duration, "en-US", "fake")
         pcm = await asyncio.to_thread(audio.pcm16k)
         duration = len(pcm) / SAMPLE_RATE
         reply = await ctx.client.transcribe(wav_bytes(pcm))
@@ -146,4 +163,4 @@ class TranscribeSpeech(AIMethod):
             ]
         except ValueError as exc:
             raise BadResponseError(f"{self.name} on {ctx.provider}: a word in the reply is malformed ({exc})") from exc
-        return build_output(words, duration, reply.language)
+        return build_output(words, duration, reply.language, ctx.provider)

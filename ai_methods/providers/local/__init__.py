@@ -22,6 +22,7 @@ from ai_methods.providers.local import lexical as _lexical
 from ai_methods.providers.local import ocr as _ocr
 from ai_methods.providers.local import speech as _speech
 from ai_methods.providers.local import visual as _visual
+from ai_methods.providers.local import whisper as _whisper
 
 T = TypeVar("T")
 _MEMO_SIZE = 1024
@@ -95,10 +96,25 @@ class LocalProvider:
     def image_vector_sync(self, image: ImageInput) -> Any:
         return _visual.visual_descriptor(image.rgb())
 
-    def transcribe_sync(self, audio: AudioInput) -> tuple[list[_speech.TimedWord], float]:
-        engine = self._engine("speech", _speech.SpeechEngine)
+    @staticmethod
+    def speech_model() -> str:
+        """The id of the speech model a call would use now: Whisper when installed (or named), else pocketsphinx.
+
+        Raises ``ConfigurationError`` when ``AD_ASSETS_WHISPER_MODEL`` names something unusable.
+        """
+        model = _whisper.configured_model()
+        return model.model_id if model else _speech.MODEL_ID
+
+    def transcribe_sync(self, audio: AudioInput) -> _speech.Transcript:
+        model = _whisper.configured_model()
         pcm = audio.pcm16k()
-        return engine.transcribe(pcm), len(pcm) / _speech.SAMPLE_RATE
+        duration = len(pcm) / _speech.SAMPLE_RATE
+        if model is None:
+            engine = self._engine("speech", _speech.SpeechEngine)
+            return _speech.Transcript(engine.transcribe(pcm), duration, _speech.ENGINE, _speech.MODEL_ID, "en-US")
+        whisper = self._engine(f"whisper:{model.path}", lambda: _whisper.WhisperEngine(model))
+        words, language = whisper.transcribe(pcm)
+        return _speech.Transcript(words, duration, _whisper.ENGINE, model.model_id, language)
 
     # ----- async wrappers, what methods await -------------------------------------------
 
@@ -123,5 +139,5 @@ class LocalProvider:
             return _lexical.lexical_vector(text)
         return await asyncio.to_thread(_lexical.lexical_vector, text)
 
-    async def transcribe(self, audio: AudioInput) -> tuple[list[_speech.TimedWord], float]:
+    async def transcribe(self, audio: AudioInput) -> _speech.Transcript:
         return await asyncio.to_thread(self.transcribe_sync, audio)

@@ -1,4 +1,7 @@
-"""Offline speech-to-text with pocketsphinx (US English model inside the wheel).
+"""Offline speech-to-text with pocketsphinx (US English model inside the wheel): the fallback engine.
+
+The ``local`` provider prefers Whisper (``ai_methods.providers.local.whisper``)
+when the ``speech`` extra is installed; pocketsphinx runs when it is not.
 
 Long audio is decoded in ~10 s windows overlapping by 1 s: each window is its
 own utterance, so memory and latency stay flat, and a word cut by one window's
@@ -15,6 +18,7 @@ from typing import Any, Iterable
 
 from ai_methods.audio import SAMPLE_RATE
 
+ENGINE = "pocketsphinx"
 MODEL_ID = "pocketsphinx-5.1.1/en-us"
 WINDOW_S = 10.0
 OVERLAP_S = 1.0
@@ -28,6 +32,17 @@ class TimedWord:
     start: float
     end: float
     confidence: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What a local engine heard: words in time order, the audio's length, and who heard it."""
+
+    words: list[TimedWord]
+    duration_s: float
+    engine: str  # "faster-whisper" or "pocketsphinx"
+    model: str  # the model id that also keys the cache
+    language: str | None
 
 
 def is_spoken_word(token: str) -> bool:
