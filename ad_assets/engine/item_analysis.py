@@ -38,6 +38,7 @@ from ad_assets.engine.video_frames import (
 )
 from ai_methods.calls import MethodRunner
 from ai_methods.errors import AIMethodError
+from ai_methods.inputs import ImageInput, image_input
 from resources.media_store import MediaStore, StoreError
 
 IMAGE_STEPS = ("ocr_text", "caption", "labels", "detect_faces", "dominant_colors")
@@ -199,7 +200,8 @@ class BrandAnalyser:
         """The image methods on one image or kept frame (a frame's ``embed_image`` ran before, for de-duplication)."""
         unit = UnitAnalysis("frame" if index is not None else "image", index, t_s)
         steps = list(IMAGE_STEPS) + ([EMBED_IMAGE] if embed else [])
-        results = await asyncio.gather(*(run.step(f"{prefix}:{m}", m, image=image) for m in steps))
+        shared = await _shared_image(image)
+        results = await asyncio.gather(*(run.step(f"{prefix}:{m}", m, image=shared) for m in steps))
         unit.results = {m: r for m, r in zip(steps, results) if r is not None}
         if frame_embedding is not None:
             unit.results[EMBED_IMAGE] = frame_embedding
@@ -326,6 +328,16 @@ class BrandAnalyser:
 
 async def _none() -> None:
     return None
+
+
+async def _shared_image(data: bytes) -> ImageInput | bytes:
+    """The picture validated and hashed once, off the loop, for all of a unit's methods (one decode,
+    one body per size for remote models); the bytes as they are when they do not decode, so each
+    method records its own failure as before."""
+    try:
+        return await asyncio.to_thread(image_input, data)
+    except AIMethodError:
+        return data
 
 
 def failures_by_method(items: list[ItemAnalysis]) -> dict[str, int]:
