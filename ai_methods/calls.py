@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from ai_methods.cache import CacheKey, ResultCache
 from ai_methods.errors import (
@@ -286,6 +286,10 @@ class MethodRunner:
             raise ProviderUnavailableError(f"unknown provider {provider!r}; choose one of {', '.join(known)}")
         self._backends[provider] = backend
         return backend
+
+    def max_concurrency(self, methods: Iterable[str]) -> int:
+        """The largest number of calls in flight any provider of ``methods`` allows (as configured now)."""
+        return max((self.settings.concurrency_for(self.provider_for(m)) for m in methods), default=1)
 
     def limiter(self, provider: str) -> ProviderLimiter:
         if provider not in self._limiters:

@@ -176,6 +176,7 @@ def pixeltable_available() -> bool:
 
 def pixeltable_run(images: list[bytes], work: Path, origin: str, in_flight: int) -> dict:
     """The same job through Pixeltable: a table of images, five computed columns on the same server."""
+    work.mkdir(parents=True, exist_ok=True)
     os.environ["PIXELTABLE_HOME"] = str(work / "pixeltable")
     os.environ["OPENAI_API_KEY"] = "loopback"
     os.environ["OPENAI_BASE_URL"] = origin + "/v1"

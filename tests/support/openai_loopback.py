@@ -50,6 +50,18 @@ CHAT_ANSWER = {
 }
 
 
+# OpenAI sends its limits with every answer; clients that pace themselves by them (Pixeltable)
+# wait for these before going concurrent. Generous: the delay, not a quota, sets the pace here.
+RATE_LIMIT_HEADERS = (
+    ("x-ratelimit-limit-requests", "1000000"),
+    ("x-ratelimit-remaining-requests", "999999"),
+    ("x-ratelimit-reset-requests", "1ms"),
+    ("x-ratelimit-limit-tokens", "1000000000"),
+    ("x-ratelimit-remaining-tokens", "999999999"),
+    ("x-ratelimit-reset-tokens", "1ms"),
+)
+
+
 class _Counters:
     """Counters of the serving process (one server per process)."""
 
@@ -149,7 +161,7 @@ class DelayedJSON(Route):
         try:
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
-            await out.head(200, (("Content-Type", "application/json"),), content_length=len(self.body))
+            await out.head(200, (("Content-Type", "application/json"), *RATE_LIMIT_HEADERS), content_length=len(self.body))
             await out.send(self.body)
         finally:
             COUNTERS.change(-1)
