@@ -53,6 +53,13 @@ class EncodedImage(bytes):
     accepts plain bytes too.
     """
 
+    def base64(self) -> bytes:
+        """The bytes in base64 (ASCII), built on first use, then kept."""
+        cached = self.__dict__.get("_base64")
+        if cached is None:
+            cached = self.__dict__["_base64"] = base64.b64encode(self)
+        return cached
+
     def data_url(self) -> bytes:
         """``data:<mime>;base64,<...>`` as ASCII bytes (built on first use, then kept)."""
         cached = self.__dict__.get("_data_url")
@@ -61,9 +68,14 @@ class EncodedImage(bytes):
         return cached
 
 
+def image_base64(image: bytes) -> bytes:
+    """The image's bytes in base64 (ASCII), kept on an ``EncodedImage`` for its next request."""
+    return image.base64() if isinstance(image, EncodedImage) else base64.b64encode(image)
+
+
 def _data_url(image: bytes) -> bytes:
     mime = image_mime_type(sniff_image_format(image))
-    return b"data:" + mime.encode("ascii") + b";base64," + base64.b64encode(image)
+    return b"data:" + mime.encode("ascii") + b";base64," + image_base64(image)
 
 
 def data_url(image: bytes) -> bytes:

@@ -71,6 +71,7 @@ def test_data_url_is_built_once_per_encoded_image_and_names_the_sniffed_type() -
     assert first == b"data:image/png;base64," + base64.b64encode(png)
     assert data_url(image) is first  # kept, not rebuilt
     assert data_url(png) == first  # plain bytes work too
+    assert image.base64() is image.base64() == base64.b64encode(png)
 
 
 def test_one_shared_image_is_decoded_once_and_downscaled_once_per_size() -> None:
