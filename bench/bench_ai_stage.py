@@ -184,7 +184,7 @@ def pixeltable_run(images: list[bytes], work: Path, origin: str, in_flight: int)
     from pixeltable.functions import openai as pxt_openai
 
     pxt.init({"openai.base_url": origin + "/v1", "openai.api_key": "loopback",
-              "openai.max_connections": in_flight})  # fmt: skip
+              "openai.max_connections": in_flight, "pixeltable.openai.max_connections": in_flight})  # fmt: skip
     paths = []
     for i, data in enumerate(images):
         path = work / f"img{i}.png"
