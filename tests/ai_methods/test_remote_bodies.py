@@ -22,11 +22,14 @@ from PIL import Image
 from ai_methods.builtin.dominant_colors import ColorsOutput
 from ai_methods.inputs import image_input
 from ai_methods.providers import openai_compat
+from ai_methods.providers.openai_compat import OpenAIClient
 from ai_methods.providers.local import LocalProvider
 from ai_methods.providers.payloads import EncodedImage, JsonWithBlobs, data_url
 from tests.ai_methods.conftest import tiny_png
 from tests.ai_methods.fake_servers import FakeOpenAIServer, openai_server  # noqa: F401 - fixture
 from tests.ai_methods.test_openai_client import API_KEY, ask, client_for
+from tests.support.loopback_http import LoopbackHTTPServer
+from tests.support.openai_loopback import openai_routes
 
 
 def _png(size: tuple[int, int], colour=(200, 30, 30)) -> bytes:
@@ -119,11 +122,11 @@ async def test_requests_spread_over_small_pools_and_each_body_reaches_the_server
 ) -> None:
     monkeypatch.setattr(openai_compat, "REQUESTS_PER_CLIENT", 2)
     client, image = client_for(openai_server), EncodedImage(tiny_png())
-    await asyncio.gather(*(ask(client, [image]) for _ in range(7)))
+    await asyncio.gather(*(ask(client, [image]) for _ in range(5)))  # within the test server's accept backlog
     pools = len(client._pool)
     await client.aclose()
-    assert 1 <= pools <= 4  # 7 at once, 2 per pool
-    assert len(openai_server.requests) == 7
+    assert 1 <= pools <= 3  # 5 at once, 2 per pool
+    assert len(openai_server.requests) == 5
     for request in openai_server.requests:
         assert request.headers["authorization"] == f"Bearer {API_KEY}"
         assert request.headers["content-type"] == "application/json"
@@ -174,3 +177,51 @@ def test_colour_shares_rounded_up_one_by_one_are_still_valid() -> None:
     ColorsOutput.model_validate({"colors": colours})
     with pytest.raises(ValueError, match="more than 1"):
         ColorsOutput.model_validate({"colors": [{**colours[0], "share": 0.6}, {**colours[0], "share": 0.41}]})
+
+
+# ----- kinds from public bug reports of vision clients ------------------------------------------
+# open-webui#26725 (image bytes reached the model without base64), comic-translate#399 ("image/jpg"
+# is no MIME type), snow-app#113 / hermes-agent#6964 (BMP and oversized pictures sent as they are),
+# httpx#1171 (more concurrent requests than one pool's connections end in PoolTimeout).
+
+
+@pytest.mark.parametrize(("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")])
+async def test_the_spliced_data_url_decodes_back_to_the_very_bytes_with_their_mime(
+    openai_server: FakeOpenAIServer, fmt: str, mime: str
+) -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(out, fmt)
+    image = image_input(out.getvalue())
+    client = client_for(openai_server)
+    await ask(client, [await image.remote()])
+    await client.aclose()
+    url = openai_server.requests[0].json()["messages"][1]["content"][1]["image_url"]["url"]
+    prefix, _, payload = url.partition(",")
+    assert prefix == f"data:{mime};base64"
+    assert base64.b64decode(payload, validate=True) == out.getvalue()
+
+
+def test_a_bmp_or_an_oversized_picture_goes_as_a_bounded_jpeg() -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (3000, 200), (250, 250, 250)).save(out, "BMP")
+    sent = image_input(out.getvalue()).for_remote()
+    assert data_url(sent).startswith(b"data:image/jpeg;base64,")
+    assert Image.open(io.BytesIO(sent)).size == (1568, 105)
+    assert len(sent) < len(out.getvalue()) / 10
+
+
+async def test_more_requests_at_once_than_the_pools_hold_all_complete(monkeypatch) -> None:
+    monkeypatch.setattr(openai_compat, "REQUESTS_PER_CLIENT", 1)
+    monkeypatch.setattr(openai_compat, "MAX_CLIENTS", 2)
+    with LoopbackHTTPServer() as server:  # a deep accept backlog: 30 connects at once are all taken
+        for path, route, prefix in openai_routes(delay_s=0.05):
+            server.route(path, route, prefix=prefix)
+        client = OpenAIClient.from_env(
+            {"AD_ASSETS_OPENAI_BASE_URL": f"http://{server.netloc}/v1", "AD_ASSETS_OPENAI_API_KEY": API_KEY}
+        )
+        replies = await asyncio.gather(*(ask(client, [tiny_png()]) for _ in range(30)))
+        pools = len(client._pool)
+        await client.aclose()
+        hits = server.hits["/v1/chat/completions"]
+    assert len(replies) == 30 and pools == 2 and hits == 30
+    assert replies[0].data["caption"]
