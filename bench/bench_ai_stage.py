@@ -143,9 +143,9 @@ async def ad_assets_run(images: list[bytes], work: Path, origin: str, in_flight:
     cpu = time.process_time() - cpu
     server = fetch_stats(origin)
     failures = [f for item in items for f in item.failures]
-    if failures:
-        raise SystemExit(f"ad-assets: {len(failures)} step failures, e.g. {failures[0]}")
-    return {"items": len(items), "analysis_s": elapsed, "end_to_end_s": time.perf_counter() - started,
+    if failures:  # reported, not fatal: a method failing on some pictures is data (STYLE rule 5)
+        print(f"# ad-assets: {len(failures)} step failures, e.g. {failures[0]}", file=sys.stderr)
+    return {"failures": len(failures), "items": len(items), "analysis_s": elapsed, "end_to_end_s": time.perf_counter() - started,
             "store_s": stored - started, "server": server, "cpu_s": cpu}  # fmt: skip
 
 
@@ -257,6 +257,7 @@ def main() -> None:
             goal = ">=0.85" if mode == "remote" and in_flight >= 32 else ">=0.6" if mode == "local" else None
             report(f"{mode}_{in_flight}", n, best["analysis_s"], best["server"], in_flight, args.delay, goal)
             emit(f"{mode}_{in_flight}_end_to_end_items_per_s", n / best["end_to_end_s"], "items/s")
+            emit(f"{mode}_{in_flight}_step_failures", best["failures"], "steps", 0)
             emit(f"{mode}_{in_flight}_client_cpu_per_item", best["cpu_s"] / n * 1000, "ms")
             emit(f"{mode}_{in_flight}_server_cpu_per_request", best["server"]["server_cpu_s"] / best["server"]["total_requests"] * 1000, "ms")
             if mode == "remote":
