@@ -75,7 +75,8 @@ def image_base64(image: bytes) -> bytes:
 
 def _data_url(image: bytes) -> bytes:
     mime = image_mime_type(sniff_image_format(image))
-    return b"data:" + mime.encode("ascii") + b";base64," + image_base64(image)
+    # Not through image_base64: an item in flight keeps its data URL, not also a second base64 copy.
+    return b"data:" + mime.encode("ascii") + b";base64," + base64.b64encode(image)
 
 
 def data_url(image: bytes) -> bytes:
