@@ -51,3 +51,24 @@ def test_every_remote_image_method_accepts_its_answers_and_each_request_is_count
     assert stats["total_requests"] == 5
     assert 1 <= stats["max_in_flight"] <= 4
     assert stats["bytes_in"] > 4 * len(tiny_png())  # four requests carried the picture
+
+
+def test_a_batch_of_texts_gets_one_vector_each() -> None:
+    # Pixeltable, the benchmark's peer, batches its embedding inputs: one vector per input, in order.
+    from ai_methods.providers.openai_compat import OpenAIClient
+
+    with LoopbackHTTPServer() as server:
+        for path, route, prefix in openai_routes(delay_s=0.0):
+            server.route(path, route, prefix=prefix)
+        client = OpenAIClient.from_env(
+            {"AD_ASSETS_OPENAI_BASE_URL": f"http://{server.netloc}/v1", "AD_ASSETS_OPENAI_API_KEY": "loopback"}
+        )
+
+        async def run():
+            try:
+                return await client.embed_text(["one", "two", "three"])
+            finally:
+                await client.aclose()
+
+        reply = asyncio.run(run())
+    assert len(reply.vectors) == 3 and reply.dim == 1024

@@ -129,8 +129,8 @@ def chat_body() -> bytes:
     )
 
 
-def embedding_body(dim: int = EMBED_DIM, seed: int = 5) -> bytes:
-    """An ``/embeddings`` list with one ``dim``-long unit vector (the size of a real reply)."""
+def embedding_body(dim: int = EMBED_DIM, seed: int = 5, count: int = 1) -> bytes:
+    """An ``/embeddings`` list with ``count`` ``dim``-long unit vectors (the size of a real reply)."""
     rng = random.Random(seed)
     raw = [rng.gauss(0.0, 1.0) for _ in range(dim)]
     norm = math.sqrt(sum(v * v for v in raw))
@@ -139,10 +139,14 @@ def embedding_body(dim: int = EMBED_DIM, seed: int = 5) -> bytes:
         {
             "object": "list",
             "model": "loopback-embed",
-            "data": [{"object": "embedding", "index": 0, "embedding": vector}],
-            "usage": {"prompt_tokens": 40, "total_tokens": 40},
+            "data": [{"object": "embedding", "index": i, "embedding": vector} for i in range(count)],
+            "usage": {"prompt_tokens": 40 * count, "total_tokens": 40 * count},
         }
     )
+
+
+# Text embedding requests are small; an image embedding request (megabytes of base64) is not parsed.
+_PARSED_EMBED_BODY = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,9 @@ class DelayedJSON(Route):
 
     body: bytes
     delay_s: float = 0.2
+
+    def reply_for(self, request: Request) -> bytes:
+        return self.body
 
     async def respond(self, request: Request, out: _Responder) -> None:
         import asyncio
@@ -161,10 +168,25 @@ class DelayedJSON(Route):
         try:
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
-            await out.head(200, (("Content-Type", "application/json"), *RATE_LIMIT_HEADERS), content_length=len(self.body))
-            await out.send(self.body)
+            body = self.reply_for(request)
+            await out.head(200, (("Content-Type", "application/json"), *RATE_LIMIT_HEADERS), content_length=len(body))
+            await out.send(body)
         finally:
             COUNTERS.change(-1)
+
+
+@dataclass(frozen=True)
+class Embeddings(DelayedJSON):
+    """One vector per ``input`` of a text request (clients batch them), one for an image request."""
+
+    dim: int = EMBED_DIM
+
+    def reply_for(self, request: Request) -> bytes:
+        count = 1
+        if len(request.body) <= _PARSED_EMBED_BODY:
+            given = json.loads(request.body or b"{}").get("input")
+            count = len(given) if isinstance(given, list) else 1
+        return self.body if count == 1 else embedding_body(self.dim, count=count)
 
 
 @dataclass(frozen=True)
@@ -185,7 +207,7 @@ def openai_routes(delay_s: float, *, embed_dim: int = EMBED_DIM) -> list[tuple[s
     """Routes for ``serve_in_subprocess``: chat and embeddings under ``/v1`` after ``delay_s``, and ``/stats``."""
     return [
         ("/v1/chat/completions", DelayedJSON(chat_body(), delay_s), False),
-        ("/v1/embeddings", DelayedJSON(embedding_body(embed_dim), delay_s), False),
+        ("/v1/embeddings", Embeddings(embedding_body(embed_dim), delay_s, embed_dim), False),
         ("/stats", Stats(), False),
     ]
 
