@@ -22,7 +22,8 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from ai_methods.cache import CacheKey, ResultCache
 from ai_methods.errors import (
@@ -286,6 +287,10 @@ class MethodRunner:
         self._backends[provider] = backend
         return backend
 
+    def max_concurrency(self, methods: Iterable[str]) -> int:
+        """The largest number of calls in flight any provider of ``methods`` allows (as configured now)."""
+        return max((self.settings.concurrency_for(self.provider_for(m)) for m in methods), default=1)
+
     def limiter(self, provider: str) -> ProviderLimiter:
         if provider not in self._limiters:
             self._limiters[provider] = ProviderLimiter(
@@ -310,7 +315,12 @@ class MethodRunner:
         pname = (provider or self.provider_for(m.name)).strip().lower()
         try:
             self.resolve_provider(m, pname)
-            prepared = m.prepare(*args, **inputs)
+            if _heavy_inputs(args, inputs):
+                # Probing and hashing a large picture, or reading a file, would stall every other
+                # call on this loop; hashlib and Pillow's header parse run fine in a thread.
+                prepared = await asyncio.to_thread(m.prepare, *args, **inputs)
+            else:
+                prepared = m.prepare(*args, **inputs)
             backend = self.backend(pname)
             key = CacheKey(m.name, m.version, pname, m.model_for(pname, backend), prepared.input_hash)
 
@@ -430,6 +440,25 @@ class MethodRunner:
                 for p, lim in self._limiters.items()
             },
         }
+
+
+# Inputs larger than this are validated and hashed in a worker thread (about 0.1 ms of hashing here).
+HEAVY_INPUT_BYTES = 256 * 1024
+
+
+def _heavy_inputs(args: tuple[Any, ...], inputs: Mapping[str, Any]) -> bool:
+    """Whether validating these inputs means reading a file or hashing large bytes."""
+
+    def heavy(value: Any) -> bool:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return len(value) > HEAVY_INPUT_BYTES
+        if isinstance(value, Path):
+            return True
+        if isinstance(value, (list, tuple)):
+            return any(heavy(v) for v in value)
+        return False
+
+    return any(heavy(v) for v in (*args, *inputs.values()))
 
 
 def _ms(started: float) -> float:

@@ -9,7 +9,7 @@ the same thing (re-encoded when the original would need any of those rules).
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ai_methods.media import pictures
 from ai_methods.media.pictures import MAX_IMAGE_PIXELS  # noqa: F401  (kept importable from here)
@@ -39,19 +39,31 @@ def decode_rgb(data: bytes, label: str = "image") -> "Image.Image":
     return pictures.decode_picture(data, label)
 
 
-def for_remote(data: bytes, fmt: str, width: int, height: int, max_side: int = REMOTE_MAX_SIDE) -> bytes:
+def for_remote(
+    data: bytes,
+    fmt: str,
+    width: int,
+    height: int,
+    max_side: int = REMOTE_MAX_SIDE,
+    decoded: "Callable[[], Image.Image] | None" = None,
+) -> bytes:
     """Bytes to send to a remote model: the original when a model would see what a browser shows, else a JPEG.
 
     The original goes when it is PNG/JPEG/WebP, no side above ``max_side``
     and needs none of the display rules (orientation, mode, animation, ICC);
     otherwise the displayed first frame is downscaled to ``max_side`` and
     sent as JPEG, since providers do not apply those rules the same way.
+    ``decoded`` returns the picture already decoded as displayed (it is not
+    modified), so a picture that local engines also read is decoded once.
+    CPU-bound (Pillow releases the GIL): call it from a worker thread.
     """
     if fmt in _REMOTE_FORMATS and max(width, height) <= max_side:
         if not pictures.probe_picture(data, decode=False).needs_conversion:
             return data
-    im = decode_rgb(data)
-    im.thumbnail((max_side, max_side))
+    im = decoded() if decoded is not None else decode_rgb(data)
+    if max(im.size) > max_side:
+        im = im.copy()  # the shared decode stays as it is
+        im.thumbnail((max_side, max_side))
     out = io.BytesIO()
     im.save(out, "JPEG", quality=88)
     return out.getvalue()

@@ -10,6 +10,7 @@ given as bytes or as a file path.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -20,6 +21,7 @@ from typing import Any, Iterable, Mapping
 from ai_methods import audio as _audio
 from ai_methods import images as _images
 from ai_methods.errors import InvalidInputError
+from ai_methods.providers.payloads import EncodedImage
 
 IMAGE = "image"
 FRAMES = "frames"
@@ -53,6 +55,10 @@ class ImageInput:
     # engines measuring it (OCR, faces, colours, brightness) decode it once, not each.
     _decoded: list[Any] = field(default_factory=list, init=False, repr=False, compare=False)
     _decode_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    # What remote models are sent, per largest side: downscaled and encoded once, then shared by every
+    # request about this picture (OCR, caption, labels, its embedding), data URL included.
+    _remote: dict[int, EncodedImage] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _remote_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def _rgb_shared(self):
         with self._decode_lock:
@@ -70,9 +76,34 @@ class ImageInput:
 
         return np.asarray(self._rgb_shared())
 
-    def for_remote(self) -> bytes:
-        """Bytes sized for a remote vision model."""
-        return _images.for_remote(self.data, self.format, self.width, self.height)
+    def for_remote(self, max_side: int = _images.REMOTE_MAX_SIDE) -> EncodedImage:
+        """Bytes sized for a remote vision model (``max_side`` px at most), built once per size.
+
+        CPU-bound the first time (decode, downscale, JPEG, base64): from the
+        event loop, ``await remote()`` instead.
+        """
+        with self._remote_lock:
+            cached = self._remote.get(max_side)
+            if cached is None:
+                data = _images.for_remote(
+                    self.data, self.format, self.width, self.height, max_side, decoded=self._rgb_shared
+                )
+                cached = EncodedImage(data)
+                # Every JSON API sends base64: built here, off the loop. A format no data URL
+                # names is left for the client to refuse when it sends.
+                with contextlib.suppress(InvalidInputError):
+                    cached.data_url()
+                self._remote[max_side] = cached
+            return cached
+
+    async def remote(self, max_side: int = _images.REMOTE_MAX_SIDE) -> EncodedImage:
+        """``for_remote`` from the event loop: in a worker thread unless already built."""
+        cached = self._remote.get(max_side)
+        if cached is not None:
+            return cached
+        import asyncio
+
+        return await asyncio.to_thread(self.for_remote, max_side)
 
 
 @dataclass(frozen=True)
@@ -143,9 +174,23 @@ def _as_bytes(value: Any, label: str, kind: str) -> bytes:
 
 
 def _image(value: Any, label: str) -> ImageInput:
+    if isinstance(value, ImageInput):
+        return value  # validated and hashed already, and its decoded forms are shared
     data = _as_bytes(value, label, IMAGE)
     fmt, width, height = _images.probe_image(data, label)
     return ImageInput(data=data, format=fmt, width=width, height=height, sha256=_sha256(data), label=label)
+
+
+def image_input(value: Any, label: str = IMAGE) -> ImageInput:
+    """One validated, hashed picture to hand to several methods (``image=`` or in ``frames=``).
+
+    Every method given the same ``ImageInput`` shares one decode, one
+    downscale per size and one encoded body for remote models, instead of
+    each doing its own. Reads the header and hashes the bytes (hashlib
+    releases the GIL): for large pictures, call it from a worker thread.
+    Raises ``InvalidInputError`` (``MediaDecodeError``) naming ``label``.
+    """
+    return _image(value, label)
 
 
 def _frames(value: Any) -> tuple[ImageInput, ...]:

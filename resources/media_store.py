@@ -28,6 +28,7 @@ path-style requests (what MinIO, moto and LocalStack expect) and plain
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import re
@@ -361,11 +362,12 @@ class MediaStore:
         _register_exit_grace()
         try:
             result = await obstore.get_async(self._store, key)
-            # Plain blocking writes: each is a 1 MiB copy into the page cache,
-            # cheaper than a thread hop per chunk.
+            # Each chunk (1 MiB or more) is written from a worker thread: a copy into the page cache
+            # is cheap, but on a busy machine writeback throttling can hold a write for milliseconds,
+            # and the AI stage's event loop copies every picture here (bench/bench_ai_stage.py).
             with open(tmp, "wb") as out:
                 async for chunk in result.stream(min_chunk_size=DOWNLOAD_CHUNK_BYTES):
-                    out.write(chunk)
+                    await asyncio.to_thread(out.write, chunk)
             os.replace(tmp, path)
         except Exception as exc:
             raise self._error("read", key, exc) from exc

@@ -37,7 +37,12 @@ class MediaAnalysisConfig(dg.Config):
         0.95, gt=0, le=1, description="A frame is dropped when its embedding's cosine similarity to the last kept frame is at least this"
         " and its picture barely changed (a new message on the same background is kept)."
     )
-    items_in_flight: int = Field(16, ge=1, description="Items loaded and decoded at once (AI calls are bounded per provider).")
+    items_in_flight: int | None = Field(
+        None,
+        ge=1,
+        description="Items loaded and decoded at once (AI calls are bounded per provider). Default: enough to keep "
+        "the providers' calls in flight (twice the largest provider concurrency the methods use, 16 to 256).",
+    )
 
 
 class _Progress:

@@ -38,6 +38,7 @@ from ad_assets.engine.video_frames import (
 )
 from ai_methods.calls import MethodRunner
 from ai_methods.errors import AIMethodError
+from ai_methods.inputs import ImageInput, image_input
 from resources.media_store import MediaStore, StoreError
 
 IMAGE_STEPS = ("ocr_text", "caption", "labels", "detect_faces", "dominant_colors")
@@ -54,7 +55,7 @@ class AnalysisConfig:
 
     frame_count: int = DEFAULT_FRAME_COUNT
     dedupe_threshold: float = 0.95
-    items_in_flight: int = 16
+    items_in_flight: int | None = None  # None: items_to_fill(runner), enough to keep every provider busy
     decode_workers: int = 2
     frame_max_side: int = 1024
 
@@ -97,6 +98,13 @@ class ItemAnalysis:
         if not any(unit.results for unit in self.units) and self.transcript_result is None:
             return "failed"
         return "partial" if self.failures else "analysed"
+
+
+def items_to_fill(runner: MethodRunner) -> int:
+    """Items in flight that keep the busiest provider's slots full: an image holds about two calls
+    at a time (its four first calls, then ``embed_text``), less while its local work runs, so twice
+    the largest concurrency, within 16..256 (an item in flight holds its bytes and decoded picture)."""
+    return min(256, max(16, 2 * runner.max_concurrency(ITEM_METHODS)))
 
 
 def journal_store_key(sha256: str) -> str:
@@ -164,7 +172,7 @@ class BrandAnalyser:
         self.cache_dir = cache_dir
         self.journal_dir = journal_dir
         self.progress = progress
-        self._items = asyncio.Semaphore(config.items_in_flight)
+        self._items = asyncio.Semaphore(config.items_in_flight or items_to_fill(runner))
         self._decode = asyncio.Semaphore(config.decode_workers)
 
     async def analyse(self, items: list[dict[str, Any]]) -> list[ItemAnalysis]:
@@ -183,7 +191,7 @@ class BrandAnalyser:
                 if item.media_type == "audio":
                     await self._transcribe(run, path)
                 elif item.media_type == "image" and not row.get("animated"):
-                    item.units.append(await self._image_unit(run, "image", None, None, path.read_bytes()))
+                    item.units.append(await self._image_unit(run, "image", None, None, path))
                 else:  # a video, or an animated image read like a short silent video
                     await self._video(run, path, row)
                 await self._keep_journal(journal, item)
@@ -199,13 +207,14 @@ class BrandAnalyser:
         return item
 
     async def _image_unit(
-        self, run: _ItemRun, prefix: str, index: int | None, t_s: float | None, image: bytes,
+        self, run: _ItemRun, prefix: str, index: int | None, t_s: float | None, image: bytes | Path,
         frame_embedding: dict[str, Any] | None = None, *, embed: bool = True,
     ) -> UnitAnalysis:  # fmt: skip
         """The image methods on one image or kept frame (a frame's ``embed_image`` ran before, for de-duplication)."""
         unit = UnitAnalysis("frame" if index is not None else "image", index, t_s)
         steps = list(IMAGE_STEPS) + ([EMBED_IMAGE] if embed else [])
-        results = await asyncio.gather(*(run.step(f"{prefix}:{m}", m, image=image) for m in steps))
+        shared = await _shared_image(image)
+        results = await asyncio.gather(*(run.step(f"{prefix}:{m}", m, image=shared) for m in steps))
         unit.results = {m: r for m, r in zip(steps, results) if r is not None}
         if frame_embedding is not None:
             unit.results[EMBED_IMAGE] = frame_embedding
@@ -332,6 +341,16 @@ class BrandAnalyser:
 
 async def _none() -> None:
     return None
+
+
+async def _shared_image(data: bytes | Path) -> ImageInput | bytes | Path:
+    """The picture read, validated and hashed once, off the loop, for all of a unit's methods (one
+    decode, one body per size for remote models); as given when it does not decode, so each method
+    records its own failure as before."""
+    try:
+        return await asyncio.to_thread(image_input, data)
+    except AIMethodError:
+        return data
 
 
 def failures_by_method(items: list[ItemAnalysis]) -> dict[str, int]:

@@ -104,6 +104,6 @@ class Caption(AIMethod):
                 "the setting and the mood. Also list the subjects and actions, and give the setting and mood "
                 "in a few words (null if unclear)."
             ),
-            images=[im.for_remote() for im in images[:MAX_REMOTE_FRAMES]],
+            images=[await im.remote() for im in images[:MAX_REMOTE_FRAMES]],
         )
         return CaptionOutput(**draft.model_dump(), basis="model")

@@ -87,7 +87,7 @@ class EmbedImage(AIMethod):
         if ctx.kind == "fake":
             await ctx.fake.answer(self.name)
             return EmbeddingOutput(vector=_fake_vector(ctx), dim=FAKE_DIM, space=FAKE_SPACE, normalized=True)
-        reply = await ctx.client.embed_image([image.for_remote()])
+        reply = await ctx.client.embed_image([await image.remote()])
         return _remote_output(ctx, reply, self.name)
 
 

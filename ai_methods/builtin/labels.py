@@ -166,6 +166,6 @@ class Labels(AIMethod):
                 "studio), and any brand-safety concerns, each with a confidence from 0 to 1. Brand-safety categories: "
                 f"{', '.join(SAFETY_CATEGORIES)}; include a category only if it applies, with a short evidence note."
             ),
-            images=[im.for_remote() for im in images[:8]],
+            images=[await im.remote() for im in images[:8]],
         )
         return LabelsOutput(**draft.model_dump(), assessed=["objects", "scenes", "brand_safety"], basis="model")

@@ -104,7 +104,7 @@ class OcrText(AIMethod):
                     "symbols), one entry per line, in reading order. Give each line a confidence from 0 to 1. "
                     "Return an empty list when there is no text."
                 ),
-                images=[image.for_remote()],
+                images=[await image.remote()],
             )
             lines = [
                 OcrLine(text=ln.text, confidence=ln.confidence, box=None, words=_plain_words(ln.text, ln.confidence))

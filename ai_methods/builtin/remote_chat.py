@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+import functools
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -15,6 +16,12 @@ HONESTY = (
     "Describe only what is visible or audible in the material given. Never guess brand names, "
     "people's identities or text you cannot read. Answer with one JSON object matching the schema, nothing else."
 )
+
+
+@functools.cache
+def _draft_schema(draft: type[BaseModel]) -> dict[str, Any]:
+    # pydantic builds a JSON schema in about a millisecond, on the event loop: once per draft class.
+    return inline_refs(draft.model_json_schema())
 
 
 async def ask_json(
@@ -31,7 +38,7 @@ async def ask_json(
         system=f"{system}\n\n{HONESTY}",
         prompt=prompt,
         images=list(images or []),
-        schema=inline_refs(draft.model_json_schema()),
+        schema=_draft_schema(draft),
         max_tokens=max_tokens,
     )
     ctx.add_usage(reply.usage, reply.model)

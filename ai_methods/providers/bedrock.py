@@ -17,7 +17,6 @@ objects are deleted.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import logging
@@ -54,7 +53,13 @@ from ai_methods.errors import (
     TransientProviderError,
 )
 from ai_methods.providers.base import ChatReply, EmbeddingReply, ModelClient, TranscriptReply, Word
-from ai_methods.providers.payloads import parse_json_reply, read_wav_info, schema_instructions, sniff_image_format
+from ai_methods.providers.payloads import (
+    image_base64,
+    parse_json_reply,
+    read_wav_info,
+    schema_instructions,
+    sniff_image_format,
+)
 from ai_methods.providers.provider_settings import BedrockSettings
 from ai_methods.usage import Usage
 
@@ -460,7 +465,7 @@ class BedrockClient(ModelClient):
             sniff_image_format(image)
         bodies = [
             {
-                "inputImage": base64.b64encode(image).decode("ascii"),
+                "inputImage": image_base64(image).decode("ascii"),
                 "embeddingConfig": {"outputEmbeddingLength": self.settings.embed_dim},
             }
             for image in images

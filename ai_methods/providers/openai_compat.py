@@ -11,7 +11,6 @@ exception message or a log line.
 from __future__ import annotations
 
 import asyncio
-import base64
 import email.utils
 import logging
 import math
@@ -34,11 +33,11 @@ from ai_methods.errors import (
 )
 from ai_methods.providers.base import ChatReply, EmbeddingReply, ModelClient, TranscriptReply, Word
 from ai_methods.providers.payloads import (
-    image_mime_type,
+    JsonWithBlobs,
+    data_url,
     parse_json_reply,
     read_wav_info,
     schema_instructions,
-    sniff_image_format,
 )
 from ai_methods.providers.provider_settings import OpenAISettings
 from ai_methods.usage import Usage
@@ -55,6 +54,13 @@ KNOWN_EMBED_DIMS = {
 _QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"})
 _SCHEMA_NAME = re.compile(r"[^a-zA-Z0-9_-]+")
 _BEARER = re.compile(r"(?i)bearer\s+\S+")
+# httpcore's pool re-scans all its connections on every request and response, so one pool
+# of 64 connections spends more CPU on bookkeeping than on the requests (the downloader
+# measured the same: resources/fetcher.py). Requests are spread over several clients,
+# each kept at this many in flight; a new client is opened when all are that busy.
+REQUESTS_PER_CLIENT = 4
+MAX_CLIENTS = 64
+_JSON = {"Content-Type": "application/json"}
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: datetime | None = None) -> float | None:
@@ -100,7 +106,8 @@ class OpenAIClient(ModelClient):
     def __init__(self, settings: OpenAISettings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self._transport = transport
-        self._http: httpx.AsyncClient | None = None
+        self._pool: list[httpx.AsyncClient] = []
+        self._loads: list[int] = []
         self._http_loop: asyncio.AbstractEventLoop | None = None
         self.embedding_space_text = f"openai:{settings.embed_model}"
         self.embedding_space_image = f"openai:{settings.image_embed_model}" if settings.image_embed_model else None
@@ -134,25 +141,41 @@ class OpenAIClient(ModelClient):
 
     # --- HTTP plumbing --------------------------------------------------------
 
-    def _client(self) -> httpx.AsyncClient:
+    def _new_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.settings.base_url + "/",
+            headers={"Authorization": f"Bearer {self.settings.api_key}", "User-Agent": "ad-assets"},
+            timeout=httpx.Timeout(self.settings.timeout_s, connect=self.settings.connect_timeout_s),
+            transport=self._transport,
+        )
+
+    def _take_client(self) -> int:
+        """The index of the least busy client, opening one when all carry ``REQUESTS_PER_CLIENT``."""
         # An httpx pool belongs to the event loop it was first used on; pipeline
-        # runs use one loop per brand, so a new loop gets a new pool.
+        # runs use one loop per brand, so a new loop gets new pools.
         loop = asyncio.get_running_loop()
-        if self._http is None or self._http.is_closed or self._http_loop is not loop:
-            self._http = httpx.AsyncClient(
-                base_url=self.settings.base_url + "/",
-                headers={"Authorization": f"Bearer {self.settings.api_key}", "User-Agent": "ad-assets"},
-                timeout=httpx.Timeout(self.settings.timeout_s, connect=self.settings.connect_timeout_s),
-                transport=self._transport,
-            )
-            self._http_loop = loop
-        return self._http
+        if self._http_loop is not loop or any(http.is_closed for http in self._pool):
+            self._pool, self._loads, self._http_loop = [], [], loop
+        index = min(range(len(self._loads)), key=self._loads.__getitem__, default=-1)
+        if index < 0 or (self._loads[index] >= REQUESTS_PER_CLIENT and len(self._pool) < MAX_CLIENTS):
+            self._pool.append(self._new_http())
+            self._loads.append(0)
+            index = len(self._pool) - 1
+        self._loads[index] += 1
+        return index
+
+    def _client(self) -> httpx.AsyncClient:
+        """One client of the pool (the least busy); for callers that manage nothing else."""
+        index = self._take_client()
+        self._loads[index] -= 1
+        return self._pool[index]
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        if self._http is not None and not self._http.is_closed:
-            await self._http.aclose()
-        self._http = None
+        """Close the connection pools."""
+        pool, self._pool, self._loads = self._pool, [], []
+        for http in pool:
+            if not http.is_closed:
+                await http.aclose()
 
     def _redact(self, text: str) -> str:
         key = self.settings.api_key
@@ -162,8 +185,10 @@ class OpenAIClient(ModelClient):
 
     async def _post(self, path: str, *, what: str, **kwargs: Any) -> dict[str, Any]:
         started = time.perf_counter()
+        index = self._take_client()
+        pool, loads = self._pool, self._loads
         try:
-            response = await self._client().post(path, **kwargs)
+            response = await pool[index].post(path, **kwargs)
         except httpx.TimeoutException as exc:
             # from None: the httpx exception holds the request, headers included.
             raise TransientProviderError(
@@ -173,6 +198,8 @@ class OpenAIClient(ModelClient):
             raise TransientProviderError(
                 f"{what} could not reach {self.settings.base_url}: {type(exc).__name__}: {self._redact(str(exc))}"
             ) from None
+        finally:
+            loads[index] -= 1  # the lists of this loop, even if a new loop replaced them meanwhile
         logger.debug("POST %s -> %s in %.3fs", path, response.status_code, time.perf_counter() - started)
         if response.status_code >= 400:
             raise self._status_error(response, what)
@@ -259,11 +286,11 @@ class OpenAIClient(ModelClient):
             # json_object mode requires the word JSON in the messages; the schema goes in the prompt.
             response_format = {"type": "json_object"}
             text = prompt + schema_instructions(schema)
+        body = JsonWithBlobs()
         content: list[dict[str, Any]] = [{"type": "text", "text": text}]
         for image in images:
-            mime = image_mime_type(sniff_image_format(image))
-            data_url = f"data:{mime};base64,{base64.b64encode(image).decode('ascii')}"
-            content.append({"type": "image_url", "image_url": {"url": data_url}})
+            # The data URL is built once per picture and spliced into each body as bytes.
+            content.append({"type": "image_url", "image_url": {"url": body.blob(data_url(image))}})
         messages: list[dict[str, Any]] = []
         if system.strip():
             messages.append({"role": "system", "content": system})
@@ -277,9 +304,9 @@ class OpenAIClient(ModelClient):
         if self.settings.temperature is not None:
             request["temperature"] = self.settings.temperature
         source = f"openai {model}"
-        body = await self._post("chat/completions", json=request, what=f"{source} chat")
+        reply = await self._post("chat/completions", content=body.encode(request), headers=_JSON, what=f"{source} chat")
         try:
-            choice = body["choices"][0]
+            choice = reply["choices"][0]
             message = choice["message"]
         except (KeyError, IndexError, TypeError) as exc:
             raise BadResponseError(f"{source} reply has no choices[0].message: {exc!r}") from exc
@@ -294,7 +321,7 @@ class OpenAIClient(ModelClient):
         if finish == "content_filter":
             raise BadResponseError(f"{source} withheld its answer (finish_reason=content_filter)")
         data = parse_json_reply(answer, schema, source=source, truncated=finish == "length")
-        usage = body.get("usage") or {}
+        usage = reply.get("usage") or {}
         return ChatReply(
             data=data,
             usage=Usage(
@@ -345,22 +372,23 @@ class OpenAIClient(ModelClient):
         vectors: list[list[float]] = []
         tokens = 0
         for image in images:
-            mime = image_mime_type(sniff_image_format(image))
-            data_url = f"data:{mime};base64,{base64.b64encode(image).decode('ascii')}"
+            blobs = JsonWithBlobs()
             request = {
                 "model": model,
                 "messages": [
                     {
                         "role": "user",
                         "content": [
-                            {"type": "image_url", "image_url": {"url": data_url}},
+                            {"type": "image_url", "image_url": {"url": blobs.blob(data_url(image))}},
                             {"type": "text", "text": self.settings.image_embed_prompt},
                         ],
                     }
                 ],
                 "encoding_format": "float",
             }
-            body = await self._post("embeddings", json=request, what=f"openai {model} image embeddings")
+            body = await self._post(
+                "embeddings", content=blobs.encode(request), headers=_JSON, what=f"openai {model} image embeddings"
+            )
             vectors.extend(_embedding_vectors(body, expected=1, source=f"openai {model}"))
             tokens += int((body.get("usage") or {}).get("prompt_tokens") or 0)
         usage = Usage(requests=len(images), input_tokens=tokens, images=len(images))

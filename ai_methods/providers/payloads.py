@@ -9,8 +9,10 @@ would waste paid calls.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import secrets
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +43,89 @@ def sniff_image_format(data: bytes) -> str:
 def image_mime_type(image_format: str) -> str:
     """The MIME type of a format returned by ``sniff_image_format``."""
     return _MIME[image_format]
+
+
+class EncodedImage(bytes):
+    """Encoded picture bytes (what a remote model is sent) that keep their base64 data URL once built.
+
+    A picture goes to several requests (OCR, caption, labels, its embedding):
+    its data URL is built once, not once per request. ``data_url(image)``
+    accepts plain bytes too.
+    """
+
+    def base64(self) -> bytes:
+        """The bytes in base64 (ASCII), built on first use, then kept."""
+        cached = self.__dict__.get("_base64")
+        if cached is None:
+            cached = self.__dict__["_base64"] = base64.b64encode(self)
+        return cached
+
+    def data_url(self) -> bytes:
+        """``data:<mime>;base64,<...>`` as ASCII bytes (built on first use, then kept)."""
+        cached = self.__dict__.get("_data_url")
+        if cached is None:
+            cached = self.__dict__["_data_url"] = _data_url(self)
+        return cached
+
+
+def image_base64(image: bytes) -> bytes:
+    """The image's bytes in base64 (ASCII), kept on an ``EncodedImage`` for its next request."""
+    return image.base64() if isinstance(image, EncodedImage) else base64.b64encode(image)
+
+
+def _data_url(image: bytes) -> bytes:
+    mime = image_mime_type(sniff_image_format(image))
+    # Not through image_base64: an item in flight keeps its data URL, not also a second base64 copy.
+    return b"data:" + mime.encode("ascii") + b";base64," + base64.b64encode(image)
+
+
+def data_url(image: bytes) -> bytes:
+    """The ``data:`` URL of an image (PNG/JPEG/GIF/WebP), kept on an ``EncodedImage`` for its next request."""
+    return image.data_url() if isinstance(image, EncodedImage) else _data_url(image)
+
+
+class JsonWithBlobs:
+    """A JSON request whose large string values (data URLs) are spliced in as bytes, never re-encoded.
+
+    ``json.dumps`` scans every character of a 2 MB base64 string for escapes on
+    the event loop, once per request; here the small JSON around it is dumped
+    and the blob's bytes are joined in place of a per-request placeholder.
+    Blobs must be JSON string content that needs no escaping (base64 data URLs
+    are); placeholders may sit anywhere, each exactly once.
+
+        body = JsonWithBlobs()
+        request = {"image_url": {"url": body.blob(data_url(image))}}
+        payload = body.encode(request)      # bytes, ready to POST
+    """
+
+    def __init__(self) -> None:
+        self._nonce = secrets.token_hex(8)
+        self._blobs: list[bytes] = []
+
+    def blob(self, data: bytes) -> str:
+        """A placeholder string to put where ``data`` goes in the request."""
+        self._blobs.append(data)
+        return f"@blob-{self._nonce}-{len(self._blobs) - 1}@"
+
+    def encode(self, payload: Any) -> bytes:
+        """The request as compact JSON bytes with every placeholder replaced by its blob."""
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if not self._blobs:
+            return text
+        found: list[tuple[int, int, bytes]] = []
+        for index, data in enumerate(self._blobs):
+            marker = f"@blob-{self._nonce}-{index}@".encode("ascii")
+            at = text.find(marker)
+            if at < 0 or text.find(marker, at + 1) >= 0:
+                raise ValueError(f"blob placeholder {index} must appear exactly once in the payload")
+            found.append((at, at + len(marker), data))
+        pieces: list[bytes] = []
+        position = 0
+        for start, end, data in sorted(found, key=lambda f: f[0]):
+            pieces += (text[position:start], data)
+            position = end
+        pieces.append(text[position:])
+        return b"".join(pieces)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ad_assets.demo.samples import Scene, render_ad_video
+from ad_assets.demo.samples import Scene, encode_image, render_ad_image, render_ad_video
 from ad_assets.engine.analysis_tables import analysis_rows, embedding_rows
 from ad_assets.engine.item_analysis import (
     IMAGE_STEPS,
@@ -123,6 +123,35 @@ def test_image_gets_every_image_method_and_a_text_embedding(tmp_path, store, sam
     caption, ocr = unit.output("caption")["caption"], unit.output("ocr_text")["text"]
     assert vectors[1]["text"] == f"{caption}\n{ocr}"
     assert np.linalg.norm(vectors[0]["vector"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_calls_in_flight_reach_the_provider_limit_by_default(tmp_path, store):
+    # An image keeps about two calls in flight at a time, so the items in flight must follow the
+    # providers' concurrency: 16 items could never fill 128 slots.
+    rows = [store_media(store, encode_image(render_ad_image([f"OFFER {i}"], size=(160, 120)))) for i in range(40)]
+    settings = AISettings(default_provider="fake", concurrency={"fake": 128}, cache_dir=tmp_path / "ai-cache")
+    runner = MethodRunner(settings, fake=FakeProvider(latency_s=0.05), cache=None)
+    items = analyse(tmp_path, store, rows, runner)
+    assert [i.status for i in items] == ["analysed"] * 40
+    assert runner.accounting()["limits"]["fake"]["max_in_flight"] == 128
+
+
+def test_a_units_methods_share_one_decode_of_the_picture(tmp_path, store, sample_png, monkeypatch):
+    import ai_methods.images
+
+    decodes = []
+    real = ai_methods.images.decode_rgb
+
+    def counting(data, label="image"):
+        decodes.append(label)
+        return real(data, label)
+
+    monkeypatch.setattr(ai_methods.images, "decode_rgb", counting)
+    runner = runner_for(tmp_path, cache=False, detect_faces="local", dominant_colors="local", embed_image="local")
+    (item,) = analyse(tmp_path, store, [store_media(store, sample_png)], runner)
+    assert item.status == "analysed"
+    assert {"detect_faces", "dominant_colors", "embed_image"} <= set(item.units[0].results)
+    assert len(decodes) == 1  # three local methods, one decode
 
 
 @pytest.mark.parametrize(

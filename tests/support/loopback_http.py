@@ -67,6 +67,7 @@ class Request:
     path: str
     headers: dict[str, str]
     hit: int  # 1 for the first request to this path, 2 for the second…
+    body: bytes = b""  # the request body (Content-Length bodies; chunked ones are not read)
 
 
 class _Responder:
@@ -411,12 +412,13 @@ class LoopbackHTTPServer:
             if ":" in line:
                 name, value = line.split(":", 1)
                 headers[name.strip().lower()] = value.strip()
+        body = b""
         if int(headers.get("content-length", "0") or 0):
-            await reader.readexactly(int(headers["content-length"]))
+            body = await reader.readexactly(int(headers["content-length"]))
         path = target.split("?", 1)[0]
         stats = self._stats
         stats.hits[path] += 1
-        request = Request(method, target, path, headers, stats.hits[path])
+        request = Request(method, target, path, headers, stats.hits[path], body)
         host = headers.get("host", "")
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)

@@ -38,6 +38,7 @@ class LocalProvider:
         self._engine_lock = threading.Lock()
         self._memo: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._memo_lock = threading.Lock()
+        self._computing: dict[tuple[str, str], threading.Lock] = {}
 
     @classmethod
     def shared(cls) -> "LocalProvider":
@@ -54,15 +55,26 @@ class LocalProvider:
             return self._engines[name]
 
     def _memoised(self, kind: str, key: str, compute: Callable[[], T]) -> T:
+        # ocr_text, caption and labels ask for the same image's OCR at the same moment: the
+        # first computes it while the others wait for its answer instead of computing it again.
         with self._memo_lock:
             if (kind, key) in self._memo:
                 self._memo.move_to_end((kind, key))
                 return self._memo[(kind, key)]
-        value = compute()
-        with self._memo_lock:
-            self._memo[(kind, key)] = value
-            while len(self._memo) > _MEMO_SIZE:
-                self._memo.popitem(last=False)
+            gate = self._computing.setdefault((kind, key), threading.Lock())
+        with gate:
+            with self._memo_lock:
+                if (kind, key) in self._memo:
+                    return self._memo[(kind, key)]
+            try:
+                value = compute()
+                with self._memo_lock:
+                    self._memo[(kind, key)] = value
+                    while len(self._memo) > _MEMO_SIZE:
+                        self._memo.popitem(last=False)
+            finally:
+                with self._memo_lock:
+                    self._computing.pop((kind, key), None)
         return value
 
     # ----- sync engines (run in threads) ---------------------------------------------
