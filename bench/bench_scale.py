@@ -16,6 +16,11 @@
 3. Duplicate groups and outliers of a brand of ``--dup-items`` items (default
    30k, 512-d, with planted near-duplicate groups): time and peak RSS growth
    (goal < 60 s, < 1 GiB), and whether the planted groups came back.
+4. ``media_analysis``'s engine on ``--items`` small distinct images (default
+   1k and 10k; fake provider, no latency, no cache), each size in a fresh
+   process: peak RSS of the streamed path (``analyse_brand_into`` into an
+   ``AnalysisSink``: what the asset runs) and, for comparison, of the former
+   path (every item kept, then two DataFrames). Goal: 10k / 1k <= 2.
 
 Prints JSON lines: {"name", "value", "unit", "bound", "goal"}; the 1-minute
 load average first (two shared cores: compare runs taken under similar load).
@@ -190,6 +195,86 @@ def bench_duplicates(items: int) -> None:
     emit(f"outliers_{items // 1000}k_items", n_outliers, "items")
 
 
+def _analysis_child(rows_path: str, store_url: str, work: str, streamed: bool, out) -> None:
+    """In a fresh process: the first AI cycle over the stored rows; sends (peak RSS MiB, items, seconds)."""
+    import asyncio
+
+    import pandas as pd
+
+    from ad_assets.engine.analysis_sink import AnalysisSink
+    from ad_assets.engine.analysis_tables import ANALYSIS_COLUMNS, EMBEDDING_COLUMNS, analysis_rows, embedding_rows
+    from ad_assets.engine.item_analysis import AnalysisConfig, analyse_brand, analyse_brand_into
+    from ai_methods.calls import MethodRunner
+    from ai_methods.providers.fake import FakeProvider
+    from ai_methods.settings import AISettings
+
+    rows = json.loads(Path(rows_path).read_text())
+    store, work_dir = MediaStore.from_url(store_url), Path(work)
+    settings = AISettings(default_provider="fake", cache_enabled=False, cache_dir=work_dir / "ai-cache")
+    kwargs = dict(store=store, cache_dir=work_dir / "media-cache", journal_dir=work_dir / "journals",
+                  config=AnalysisConfig())  # fmt: skip
+
+    async def run():
+        async with MethodRunner(settings, fake=FakeProvider(0.0), cache=None) as runner:
+            if streamed:
+                sink = AnalysisSink(work_dir / "staged")
+                count, _ = await analyse_brand_into(rows, sink, runner=runner, **kwargs)
+                sink.close()
+                return count
+            items, _ = await analyse_brand(rows, runner=runner, **kwargs)
+            pd.DataFrame(analysis_rows(items), columns=list(ANALYSIS_COLUMNS))
+            pd.DataFrame(embedding_rows(items), columns=list(EMBEDDING_COLUMNS))
+            return len(items)
+
+    started = time.perf_counter()
+    count = asyncio.run(run())
+    out.send((peak_rss_mib(), count, time.perf_counter() - started))
+
+
+def bench_analysis_memory(sizes: list[int], compare: bool) -> None:
+    import multiprocessing as mp
+
+    from PIL import Image
+
+    from resources.media_store import media_key
+
+    peaks: dict[tuple[str, int], float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-analysis-rss-") as tmp:
+        store = MediaStore.from_url(str(Path(tmp) / "store"))
+        rows, rng = [], np.random.default_rng(5)
+        for i in range(max(sizes)):
+            pixels = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+            path = Path(tmp) / "one.png"
+            Image.fromarray(pixels).save(path)
+            data = path.read_bytes()
+            import hashlib
+
+            sha = hashlib.sha256(data).hexdigest()
+            store.put_bytes_sync(media_key(sha, "png"), data)
+            rows.append({"url": f"https://ads.example/{i}.png", "status": "ok", "sha256": sha, "media_type": "image",
+                         "storage_key": media_key(sha, "png"), "duration_s": None, "has_audio": None})  # fmt: skip
+        ctx = mp.get_context("spawn")
+        for mode in ["streamed", "kept"] if compare else ["streamed"]:
+            for n in sizes:
+                rows_path = Path(tmp) / f"rows-{n}.json"
+                rows_path.write_text(json.dumps(rows[:n]))
+                work = Path(tmp) / f"work-{mode}-{n}"
+                receive, send = ctx.Pipe(duplex=False)
+                child = ctx.Process(target=_analysis_child, args=(str(rows_path), store.url, str(work),
+                                                                  mode == "streamed", send))  # fmt: skip
+                child.start()
+                peak, count, elapsed = receive.recv()
+                child.join()
+                peaks[(mode, n)] = peak
+                emit(f"media_analysis_{mode}_peak_rss_mib_{n}_items", peak, "MiB")
+                emit(f"media_analysis_{mode}_s_{n}_items", elapsed, "s")
+                shutil.rmtree(work, ignore_errors=True)
+    small, large = min(sizes), max(sizes)
+    for mode in ["streamed", "kept"] if compare else ["streamed"]:
+        emit(f"media_analysis_{mode}_peak_rss_ratio_{large}_over_{small}", peaks[(mode, large)] / peaks[(mode, small)],
+             "x", 2 if mode == "streamed" else None, "<=" if mode == "streamed" else None)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="20 brands x 2k vectors, 5k duplicate items")
@@ -197,13 +282,17 @@ def main() -> None:
     parser.add_argument("--vectors", type=int, default=5000, help="vectors per brand")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--dup-items", type=int, default=30_000)
-    parser.add_argument("--only", choices=["commit", "duplicates"], help="run one part")
+    parser.add_argument("--items", type=int, nargs="+", default=[1000, 10_000], help="brand sizes of part 4")
+    parser.add_argument("--no-compare", action="store_true", help="part 4 without the former keep-everything path")
+    parser.add_argument("--only", choices=["commit", "duplicates", "analysis"], help="run one part")
     args = parser.parse_args()
     if args.quick:
-        args.brands, args.vectors, args.queries, args.dup_items = 20, 2000, 50, 5000
+        args.brands, args.vectors, args.queries, args.dup_items, args.items = 20, 2000, 50, 5000, [200, 1000]
     emit("load_avg_1m", os.getloadavg()[0], "load")
     if args.only in (None, "duplicates"):
         bench_duplicates(args.dup_items)  # first: its peak RSS is not hidden under the search's
+    if args.only in (None, "analysis"):
+        bench_analysis_memory(sorted(args.items), not args.no_compare)
     if args.only in (None, "commit"):
         bench_commit_and_search(args.brands, args.vectors, args.queries)
 

@@ -16,7 +16,7 @@ import faiss
 import numpy as np
 
 EXACT_MAX = 50_000
-BATCH = 256
+BATCH_PAIRS = 1 << 24  # results of one range-search batch: at most this many pairs (~20 bytes each)
 NEIGHBOURS = 32
 # A pair counts when its cosine is >= threshold; FAISS keeps scores strictly above the radius.
 _EPS = 1e-6
@@ -43,8 +43,9 @@ def close_pairs(
     if n <= exact_max:
         index = faiss.IndexFlatIP(d)
         index.add(matrix)
-        for start in range(0, n, BATCH):
-            lims, scores, ids = index.range_search(matrix[start : start + BATCH], float(threshold) - _EPS)
+        batch = max(64, min(1024, BATCH_PAIRS // n))  # worst case (every item alike): batch x n pairs
+        for start in range(0, n, batch):
+            lims, scores, ids = index.range_search(matrix[start : start + batch], float(threshold) - _EPS)
             owners = np.repeat(np.arange(start, start + len(lims) - 1), np.diff(lims).astype(np.int64))
             keep = (ids > owners) & (scores >= threshold - _EPS)
             yield owners[keep], ids[keep]
@@ -53,8 +54,8 @@ def close_pairs(
     index.hnsw.efConstruction = 80
     index.hnsw.efSearch = 2 * NEIGHBOURS
     index.add(matrix)
-    for start in range(0, n, BATCH):
-        scores, ids = index.search(matrix[start : start + BATCH], NEIGHBOURS + 1)
+    for start in range(0, n, 1024):
+        scores, ids = index.search(matrix[start : start + 1024], NEIGHBOURS + 1)
         owners = np.broadcast_to(np.arange(start, start + len(ids))[:, None], ids.shape)
         keep = (ids >= 0) & (ids != owners) & (scores >= threshold - _EPS)
         yield np.minimum(owners[keep], ids[keep]), np.maximum(owners[keep], ids[keep])
