@@ -12,7 +12,9 @@
    (``resources.index_shards``). p50/p99 latency of one query (k=10, the 40
    candidates search takes first) and recall@10 against brute force in numpy
    (goal >= 0.95). Brands of 5k vectors are below ``exact_max_vectors``, so
-   the shards are exact.
+   the shards are exact (flat); the same vectors as HNSW shards (what larger
+   brands get, or every brand with ``exact_max_vectors`` lowered) are built and
+   searched with the same queries, interleaved, for the latency/recall trade.
 3. Duplicate groups and outliers of a brand of ``--dup-items`` items (default
    30k, 512-d, with planted near-duplicate groups): time and peak RSS growth
    (goal < 60 s, < 1 GiB), and whether the planted groups came back.
@@ -50,10 +52,18 @@ from resources.brand_catalog import BrandCatalog, MediaItemRow, VectorRow  # noq
 from resources.catalog_db import committed_spaces  # noqa: E402
 from resources.catalog_publish import publish_brand  # noqa: E402
 from resources.catalog_schema import ensure_schema  # noqa: E402
-from resources.index_shards import cross_brand_shards  # noqa: E402
+from resources.index_shards import Shard, ShardSet, cross_brand_shards  # noqa: E402
 from resources.media_store import MediaStore  # noqa: E402
 from resources.postgres import connect, resolve_database_url, stop_embedded  # noqa: E402
-from resources.vector_index import IndexFiles, normalized, search_index  # noqa: E402
+from resources.vector_index import (  # noqa: E402
+    IndexConfig,
+    IndexFiles,
+    build_index,
+    index_ids,
+    index_vectors,
+    normalized,
+    search_index,
+)
 
 DIM, K, SPACE = 512, 10, "bench-visual-v1"
 
@@ -87,7 +97,7 @@ def brand_catalog(b: int, n: int) -> BrandCatalog:
     return BrandCatalog(brand, tuple(items), vectors=tuple(rows))
 
 
-def bench_commit_and_search(brands: int, per_brand: int, queries: int) -> None:
+def bench_commit_and_search(brands: int, per_brand: int, queries: int, hnsw_compare: bool) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
         url = resolve_database_url(None, root / "pg")
@@ -121,16 +131,27 @@ def bench_commit_and_search(brands: int, per_brand: int, queries: int) -> None:
         picks = rng.integers(0, brands, queries)
         qs = np.stack([brand_vectors(int(b), per_brand)[rng.integers(0, per_brand)] for b in picks])
         qs = normalized(qs + 0.2 * rng.standard_normal(qs.shape).astype(np.float32) / np.sqrt(DIM))
-        lat, found = [], []
+        # The same vectors as HNSW shards (what brands above ``exact_max_vectors`` get), searched side by side.
+        hnsw = None
+        if hnsw_compare:
+            started = time.perf_counter()
+            hnsw = ShardSet([Shard(s.brand, s.version, build_index(index_vectors(s.index), index_ids(s.index),
+                                                                   IndexConfig(exact_max_vectors=0)))
+                             for s in shards.shards], shards.d)  # fmt: skip
+            emit("hnsw_shard_build_s_per_brand", (time.perf_counter() - started) / len(shards.shards), "s")
+        lat, found, lat_h, found_h = [], [], [], []
         for q in qs:
             started = time.perf_counter()
             _, ids = search_index(shards, q, K * 4)
             lat.append(time.perf_counter() - started)
             found.append(ids[:K])
+            if hnsw is not None:
+                started = time.perf_counter()
+                _, ids = search_index(hnsw, q, K * 4)
+                lat_h.append(time.perf_counter() - started)
+                found_h.append(ids[:K])
         # Exact answers brand by brand (the ids publish gave: the brand's rows in order, one id space).
         ids_of = {s.brand: s.index for s in shards.shards}
-        from resources.vector_index import index_ids
-
         best = np.full((queries, K), -np.inf, dtype=np.float32)
         best_ids = np.full((queries, K), -1, dtype=np.int64)
         for b in range(brands):
@@ -140,11 +161,14 @@ def bench_commit_and_search(brands: int, per_brand: int, queries: int) -> None:
             all_i = np.concatenate([best_ids, np.broadcast_to(index_ids(index), scores.shape)], axis=1)
             top = np.argsort(-all_s, axis=1)[:, :K]
             best, best_ids = np.take_along_axis(all_s, top, 1), np.take_along_axis(all_i, top, 1)
-        recall = np.mean([len(set(f.tolist()) & set(e.tolist())) / K for f, e in zip(found, best_ids)])
         size = f"{shards.ntotal // 1000}k"
-        emit(f"cross_brand_search_p50_ms_{size}x{DIM}", 1000 * float(np.percentile(lat, 50)), "ms")
-        emit(f"cross_brand_search_p99_ms_{size}x{DIM}", 1000 * float(np.percentile(lat, 99)), "ms")
-        emit(f"cross_brand_recall_at_10_{size}x{DIM}", float(recall), "fraction", 0.95, ">=")
+        for kind, lats, founds in [("flat", lat, found), ("hnsw", lat_h, found_h)]:
+            if not lats:
+                continue
+            recall = np.mean([len(set(f.tolist()) & set(e.tolist())) / K for f, e in zip(founds, best_ids)])
+            emit(f"cross_brand_{kind}_shards_search_p50_ms_{size}x{DIM}", 1000 * float(np.percentile(lats, 50)), "ms")
+            emit(f"cross_brand_{kind}_shards_search_p99_ms_{size}x{DIM}", 1000 * float(np.percentile(lats, 99)), "ms")
+            emit(f"cross_brand_{kind}_shards_recall_at_10_{size}x{DIM}", float(recall), "fraction", 0.95, ">=")
         emit("peak_rss_mib_after_search", peak_rss_mib(), "MiB")
     finally:
         stop_embedded(root / "pg")
@@ -283,6 +307,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--dup-items", type=int, default=30_000)
     parser.add_argument("--items", type=int, nargs="+", default=[1000, 10_000], help="brand sizes of part 4")
+    parser.add_argument("--no-hnsw", action="store_true", help="part 2 without the HNSW-shards comparison")
     parser.add_argument("--no-compare", action="store_true", help="part 4 without the former keep-everything path")
     parser.add_argument("--only", choices=["commit", "duplicates", "analysis"], help="run one part")
     args = parser.parse_args()
@@ -294,7 +319,7 @@ def main() -> None:
     if args.only in (None, "analysis"):
         bench_analysis_memory(sorted(args.items), not args.no_compare)
     if args.only in (None, "commit"):
-        bench_commit_and_search(args.brands, args.vectors, args.queries)
+        bench_commit_and_search(args.brands, args.vectors, args.queries, not args.no_hnsw)
 
 
 if __name__ == "__main__":
