@@ -142,6 +142,21 @@ def test_close_pairs_find_what_all_pairs_find(exact_max):
 
 
 @pytest.mark.parametrize("exact_max", [10_000, 0])
+def test_a_pair_exactly_at_the_threshold_counts(exact_max):
+    """FAISS's inner-product range search keeps scores strictly above the radius (facebookresearch/faiss#1873);
+    the rule here is cosine >= threshold, so a pair sitting on it must still link."""
+    rng = np.random.default_rng(3)
+    vectors = _rows_unit(rng.standard_normal((6, 8)))
+    vectors[1] = _rows_unit(vectors[0:1] + 0.3 * rng.standard_normal((1, 8)))[0]
+    on_it = float(vectors[0] @ vectors[1])
+
+    at = {(int(i), int(j)) for a, b in close_pairs(vectors, on_it, exact_max=exact_max) for i, j in zip(a, b)}
+    above = {(int(i), int(j)) for a, b in close_pairs(vectors, on_it + 1e-3, exact_max=exact_max) for i, j in zip(a, b)}
+
+    assert (0, 1) in at and (0, 1) not in above
+
+
+@pytest.mark.parametrize("exact_max", [10_000, 0])
 def test_a_brand_of_one_creative_repeated_is_one_group(exact_max, monkeypatch):
     """Thousands of identical items: every pair matches; one group, from batches or from neighbours."""
     monkeypatch.setattr(neighbour_pairs, "EXACT_MAX", exact_max)

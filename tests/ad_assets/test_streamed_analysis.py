@@ -117,17 +117,21 @@ async def test_streamed_tables_load_back_as_the_frames_later_assets_read(store, 
     assert sink.inconsistent_spaces == {}
 
 
-def test_the_writer_keeps_json_nulls_and_float32_lists_across_batches(tmp_path):
+def test_columns_all_null_in_the_first_batch_take_values_later(tmp_path):
+    """The kind that broke batch writers elsewhere (apache/arrow#34397, huggingface/datasets#8591): a type
+    inferred from a first batch of None pins the column to null, and a later value cannot be written."""
     columns = {"name": pa.string(), "extra": JSON, "n": pa.int64(), "vector": FLOAT32_LIST}
-    with ParquetTableWriter(tmp_path / "t.parquet", columns, batch_rows=2) as writer:
-        writer.write([{"name": "a", "extra": None, "n": 1, "vector": np.ones(3, dtype=np.float32)}])
-        writer.write([{"name": "b", "extra": {"k": [1, 2]}, "n": None, "vector": np.zeros(3, dtype=np.float32)},
-                      {"name": "c", "extra": [], "vector": None}])  # fmt: skip
+    with ParquetTableWriter(tmp_path / "t.parquet", columns, batch_rows=1) as writer:
+        writer.write([{"name": "a", "extra": None, "n": None, "vector": None}])  # a row group of nulls only
+        writer.write([{"name": "b", "extra": {"k": [1, 2]}, "n": 7, "vector": np.ones(3, dtype=np.float32)}])
+        writer.write([{"name": "c", "extra": [], "vector": np.zeros(0, dtype=np.float32)}])  # empty list, missing n
 
     frame = dataframe_from_parquet((tmp_path / "t.parquet").read_bytes())
     assert writer.rows == 3 and frame["name"].tolist() == ["a", "b", "c"]
     assert frame["extra"].tolist() == [None, {"k": [1, 2]}, []]
-    assert frame["vector"].iloc[0].dtype == np.float32 and frame["vector"].iloc[2] is None
+    assert frame["n"].iloc[1] == 7 and frame["n"].isna().tolist() == [True, False, True]
+    assert frame["vector"].iloc[0] is None and frame["vector"].iloc[1].dtype == np.float32
+    assert len(frame["vector"].iloc[2]) == 0
 
 
 @pytest.mark.parametrize(("row", "column"), [
