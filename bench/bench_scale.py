@@ -20,7 +20,7 @@
    (goal < 60 s, < 1 GiB), and whether the planted groups came back.
 4. ``media_analysis``'s engine on ``--items`` small distinct images (default
    1k and 10k; fake provider, no latency, no cache), each size in a fresh
-   process: peak RSS of the streamed path (``analyse_brand_into`` into an
+   process: peak RSS of the streamed path (``analyse_brand`` into an
    ``AnalysisSink``: what the asset runs) and, for comparison, of the former
    path (every item kept, then two DataFrames). Goal: 10k / 1k <= 2.
 
@@ -73,6 +73,14 @@ def emit(name: str, value: float, unit: str, bound: float | None = None, goal: s
 
 
 def peak_rss_mib() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux keeps ru_maxrss across execve, so a spawned
+    child would report its parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -227,7 +235,7 @@ def _analysis_child(rows_path: str, store_url: str, work: str, streamed: bool, o
 
     from ad_assets.engine.analysis_sink import AnalysisSink
     from ad_assets.engine.analysis_tables import ANALYSIS_COLUMNS, EMBEDDING_COLUMNS, analysis_rows, embedding_rows
-    from ad_assets.engine.item_analysis import AnalysisConfig, analyse_brand, analyse_brand_into
+    from ad_assets.engine.item_analysis import AnalysisConfig, analyse_brand
     from ai_methods.calls import MethodRunner
     from ai_methods.providers.fake import FakeProvider
     from ai_methods.settings import AISettings
@@ -242,9 +250,9 @@ def _analysis_child(rows_path: str, store_url: str, work: str, streamed: bool, o
         async with MethodRunner(settings, fake=FakeProvider(0.0), cache=None) as runner:
             if streamed:
                 sink = AnalysisSink(work_dir / "staged")
-                count, _ = await analyse_brand_into(rows, sink, runner=runner, **kwargs)
+                await analyse_brand(rows, runner=runner, sink=sink, **kwargs)
                 sink.close()
-                return count
+                return sink.items
             items, _ = await analyse_brand(rows, runner=runner, **kwargs)
             pd.DataFrame(analysis_rows(items), columns=list(ANALYSIS_COLUMNS))
             pd.DataFrame(embedding_rows(items), columns=list(EMBEDDING_COLUMNS))

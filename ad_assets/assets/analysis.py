@@ -20,7 +20,7 @@ from ad_assets.engine.item_analysis import (
     ENGINE_VERSION,
     AnalysisConfig,
     ItemAnalysis,
-    analyse_brand_into,
+    analyse_brand,
 )
 from ad_assets.metadata import table_metadata
 from ad_assets.partitions import brands_partitions
@@ -126,11 +126,11 @@ def analysis_assets(settings: Settings) -> dg.AssetsDefinition:
 
         async def run():
             async with ai_methods.runner() as runner:
-                count, elapsed = await analyse_brand_into(
-                    rows, sink, runner=runner, store=media_store.store(), cache_dir=cache_dir,
-                    journal_dir=work / "journals", config=analysis_config, progress=_Progress(context.log, len(ok)),
+                _, elapsed = await analyse_brand(
+                    rows, runner=runner, store=media_store.store(), cache_dir=cache_dir, journal_dir=work / "journals",
+                    config=analysis_config, progress=_Progress(context.log, len(ok)), sink=sink,
                 )  # fmt: skip
-                return count, elapsed, runner.accounting()
+                return sink.items, elapsed, runner.accounting()
 
         try:
             try:

@@ -1,7 +1,7 @@
 """Where finished items go: rows streamed to the two Parquet tables, counts kept for the metadata.
 
 ``media_analysis`` hands each finished ``ItemAnalysis`` to an ``AnalysisSink``
-(``item_analysis.analyse_brand_into``): its rows are appended to
+(``item_analysis.analyse_brand(..., sink=)``): its rows are appended to
 ``media_analysis`` and ``media_embeddings`` files in batches, the figures a
 person wants on the materialisation are counted, and the item is dropped. So a
 brand of 10,000 items never holds more than a batch of rows and the items in

@@ -384,35 +384,21 @@ async def analyse_brand(
     journal_dir: Path,
     config: AnalysisConfig = AnalysisConfig(),
     progress: Callable[[ItemAnalysis], None] | None = None,
+    sink: Callable[[ItemAnalysis], None] | None = None,
 ) -> tuple[list[ItemAnalysis], float]:
     """Analyse a brand's ``ok`` items; returns them and the elapsed seconds.
 
-    ``cache_dir`` holds this run's local copies of the media (the caller removes
-    it); ``journal_dir`` keeps the per-item journals across runs.
+    ``cache_dir`` holds this run's local copies of the media (each is deleted
+    when its item is done; the caller removes the folder); ``journal_dir``
+    keeps the per-item journals across runs. With ``sink``, each finished item
+    goes to it in row order and is not kept (the list returned is empty):
+    memory and local disk stay bounded by the items in flight, whatever the
+    brand's size (``BrandAnalyser.analyse_in_order``).
     """
     started = time.perf_counter()
     analyser = BrandAnalyser(runner, store, cache_dir=cache_dir, journal_dir=journal_dir, config=config, progress=progress)
-    items = await analyser.analyse([row for row in rows if row.get("status") == "ok"])
-    return items, time.perf_counter() - started
-
-
-async def analyse_brand_into(
-    rows: list[dict[str, Any]],
-    sink: Callable[[ItemAnalysis], None],
-    *,
-    runner: MethodRunner,
-    store: MediaStore,
-    cache_dir: Path,
-    journal_dir: Path,
-    config: AnalysisConfig = AnalysisConfig(),
-    progress: Callable[[ItemAnalysis], None] | None = None,
-) -> tuple[int, float]:
-    """Like :func:`analyse_brand`, but each finished item goes to ``sink`` in row order and is not kept.
-
-    Returns (items handed to ``sink``, elapsed seconds). Memory and local
-    disk stay bounded by the items in flight, whatever the brand's size.
-    """
-    started = time.perf_counter()
-    analyser = BrandAnalyser(runner, store, cache_dir=cache_dir, journal_dir=journal_dir, config=config, progress=progress)
-    count = await analyser.analyse_in_order([row for row in rows if row.get("status") == "ok"], sink)
-    return count, time.perf_counter() - started
+    ok = [row for row in rows if row.get("status") == "ok"]
+    if sink is not None:
+        await analyser.analyse_in_order(ok, sink)
+        return [], time.perf_counter() - started
+    return await analyser.analyse(ok), time.perf_counter() - started

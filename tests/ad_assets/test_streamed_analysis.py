@@ -17,7 +17,7 @@ from PIL import Image
 
 from ad_assets.engine.analysis_sink import AnalysisSink
 from ad_assets.engine.analysis_tables import ANALYSIS_COLUMNS, EMBEDDING_COLUMNS
-from ad_assets.engine.item_analysis import AnalysisConfig, BrandAnalyser, analyse_brand_into
+from ad_assets.engine.item_analysis import AnalysisConfig, BrandAnalyser, analyse_brand
 from ai_methods.calls import MethodRunner
 from ai_methods.providers.fake import FakeProvider
 from ai_methods.settings import AISettings
@@ -90,8 +90,8 @@ async def test_a_failing_sink_cancels_what_is_in_flight(store, tmp_path):
 
     async with _runner(tmp_path) as runner:
         with pytest.raises(RuntimeError, match="injected"):
-            await analyse_brand_into(rows, sink, runner=runner, store=store, cache_dir=tmp_path / "media-cache",
-                                     journal_dir=tmp_path / "journals")  # fmt: skip
+            await analyse_brand(rows, runner=runner, store=store, cache_dir=tmp_path / "media-cache",
+                                journal_dir=tmp_path / "journals", sink=sink)  # fmt: skip
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
 
 
@@ -99,13 +99,14 @@ async def test_streamed_tables_load_back_as_the_frames_later_assets_read(store, 
     rows = _brand(store, tmp_path, 30)
     sink = AnalysisSink(tmp_path / "staged", batch_rows=7)  # several row groups
     async with _runner(tmp_path) as runner:
-        count, _ = await analyse_brand_into(rows, sink, runner=runner, store=store,
-                                            cache_dir=tmp_path / "media-cache", journal_dir=tmp_path / "journals")  # fmt: skip
+        kept, _ = await analyse_brand(rows, runner=runner, store=store, cache_dir=tmp_path / "media-cache",
+                                      journal_dir=tmp_path / "journals", sink=sink)  # fmt: skip
+    count = sink.items
     analysis, embeddings = sink.close()
 
     frame = dataframe_from_parquet(analysis.path.read_bytes())
     vectors = dataframe_from_parquet(embeddings.path.read_bytes())
-    assert count == analysis.rows == len(frame) == 30
+    assert kept == [] and count == analysis.rows == len(frame) == 30
     assert list(frame.columns) == list(ANALYSIS_COLUMNS) and list(vectors.columns) == list(EMBEDDING_COLUMNS)
     assert list(frame["sha256"]) == [r["sha256"] for r in rows]
     assert isinstance(frame["units"].iloc[0], list) and frame["units"].iloc[0][0]["results"]
