@@ -12,6 +12,11 @@ is the union, in that order, of the latest ``replace`` and every request after
 it (all requests when there is no replace). Objects written before ``mode``
 and ``seq`` existed read as adds with ``seq`` 0, so they come first. Nothing is
 deleted: the superseded requests stay as the brand's history.
+
+Reading the manifest does not read that history: a compacted snapshot
+(``manifest_snapshot``) holds what the requests add up to, and only requests
+it does not cover yet are read, so registering costs the same at the 1st and
+the 1,000th request of a brand.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from datetime import datetime, timezone
 from typing import Iterable
 
 from ad_assets.brand_requests import NoUsableUrlsError, RejectedUrl, RequestError, split_urls, validate_brand
+from ad_assets.manifest_snapshot import Snapshot, read_snapshot, write_snapshot
 from resources.media_store import MediaStore
 
 MANIFEST_PREFIX = "manifests"
@@ -80,20 +86,48 @@ def manifest_key(brand: str, request_id: str) -> str:
 def load_manifest(store: MediaStore, brand: str) -> list[str]:
     """The brand's URLs: the latest ``replace`` request and every request after it, de-duplicated, in order."""
     validate_brand(brand)
-    return effective_urls(_read_requests(store, brand))
+    return _manifest_state(store, brand).urls
 
 
-def _read_requests(store: MediaStore, brand: str) -> list[_Request]:
-    """Every request object of ``brand``, in order."""
-    keys = [key for key in store.list_keys_sync(f"{MANIFEST_PREFIX}/{brand}/") if key.endswith(".json")]
-    requests = []
-    for key in keys:
-        doc = json.loads(store.get_bytes_sync(key))
-        order = (int(doc.get("seq", 0)), str(doc.get("received_at", "")), key)
-        requests.append(
-            _Request(order, key, doc.get("mode", ADD), list(doc.get("urls", [])), str(doc.get("request_id", "")))
-        )
-    return sorted(requests, key=lambda r: r.order)
+def _request_keys(store: MediaStore, brand: str) -> list[str]:
+    return [key for key in store.list_keys_sync(f"{MANIFEST_PREFIX}/{brand}/") if key.endswith(".json")]
+
+
+def _read_request(store: MediaStore, key: str) -> _Request:
+    doc = json.loads(store.get_bytes_sync(key))
+    order = (int(doc.get("seq", 0)), str(doc.get("received_at", "")), key)
+    return _Request(order, key, doc.get("mode", ADD), list(doc.get("urls", [])), str(doc.get("request_id", "")))
+
+
+def _read_requests(store: MediaStore, brand: str, keys: list[str] | None = None) -> list[_Request]:
+    """Every request object of ``brand`` (or those of ``keys``), in order."""
+    keys = _request_keys(store, brand) if keys is None else keys
+    return sorted((_read_request(store, key) for key in keys), key=lambda r: r.order)
+
+
+def _covered(requests: list[_Request]) -> dict[str, tuple[int, str, str, str, str]]:
+    return {r.key: (*r.order, r.mode, r.request_id) for r in requests}
+
+
+def _manifest_state(store: MediaStore, brand: str) -> Snapshot:
+    """The brand's requests added up: from the snapshot plus the requests it misses (see ``manifest_snapshot``)."""
+    keys = _request_keys(store, brand)
+    snapshot = read_snapshot(store, brand)
+    if snapshot is not None and set(snapshot.covered) <= set(keys):
+        new = _read_requests(store, brand, [k for k in keys if k not in snapshot.covered])
+        if not new or snapshot.last is None or new[0].order > snapshot.last:
+            if not new:
+                return snapshot
+            # Applying the new requests after the covered ones is what effective_urls over all of them gives.
+            head = _Request(snapshot.last or (0, "", ""), "", ADD, snapshot.urls)
+            state = Snapshot(snapshot.covered | _covered(new), effective_urls([head, *new]))
+            write_snapshot(store, brand, state)
+            return state
+    requests = _read_requests(store, brand, keys)
+    state = Snapshot(_covered(requests), effective_urls(requests))
+    if requests:
+        write_snapshot(store, brand, state)
+    return state
 
 
 def effective_urls(requests: list[_Request]) -> list[str]:
@@ -142,17 +176,17 @@ def register_brand(
     if not accepted:
         reasons = "; ".join(f"{r.url!r}: {r.reason}" for r in rejected[:3]) or "the list is empty"
         raise NoUsableUrlsError(f"request for brand {brand!r} holds no usable URL ({reasons})")
-    requests = _read_requests(store, brand)
-    before = effective_urls(requests)
-    next_seq = max((r.order[0] for r in requests), default=0) + 1
+    state = _manifest_state(store, brand)  # the snapshot and the few requests it misses, not every request
+    before = state.urls
+    next_seq = (state.last[0] if state.last else 0) + 1
     derived = request_id is None
     request_id = request_id or derive_request_id(accepted) + ("" if mode == ADD else ":replace")
     key = manifest_key(brand, request_id)
-    keys = [r.key for r in requests]
+    keys = state.covered
     if derived and reapply and key in keys:
-        latest = requests[-1]
-        if latest.request_id.split("@", 1)[0] == request_id:
-            request_id, key = latest.request_id, latest.key  # the latest request already says this
+        _, _, latest_key, _, latest_id = state.latest
+        if latest_id.split("@", 1)[0] == request_id:
+            request_id, key = latest_id, latest_key  # the latest request already says this
         else:
             request_id = f"{request_id}@{next_seq}"
             key = manifest_key(brand, request_id)
@@ -170,6 +204,8 @@ def register_brand(
         }
         store.put_bytes_sync(key, json.dumps(doc, indent=1).encode())
         after = accepted if mode == REPLACE else before + [u for u in accepted if u not in set(before)]
+        entry = (next_seq, doc["received_at"], key, mode, request_id)
+        write_snapshot(store, brand, Snapshot(state.covered | {key: entry}, after))
     else:
         after = before
     known = set(before)

@@ -30,9 +30,10 @@ image parts of one query both count, and hits below ``min_score`` (default
 ``DEFAULT_MIN_SCORE``) are dropped: an empty result is "no good match"
 (``SearchHits.no_good_match``, with the best score that missed).
 
-Without ``brand``, each space's global index is searched; a brand committed
-again after that index was built is searched in its own index instead, so
-results never mix an index with rows of another version.
+Without ``brand``, each space's cross-brand index is searched: every brand's
+own index of the version committed in this query's snapshot, results merged
+(``resources.index_shards``), so results never mix an index with rows of
+another version.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ from ai_methods.errors import InvalidInputError
 from ai_methods.settings import AISettings
 from resources.catalog_db import CommittedSpace, committed_brands, committed_spaces
 from resources.catalog_errors import IndexNotFoundError
-from resources.catalog_queries import global_index, text_matches, vector_rows
+from resources.catalog_queries import text_matches, vector_rows
 from resources.catalog_schema import schema_version
+from resources.index_shards import cross_brand_shards
 from resources.media_store import MediaStore
 from resources.postgres import connect, resolve_database_url
 from resources.vector_index import IndexFiles, search_index
@@ -305,24 +307,8 @@ def _sources(conn: psycopg.Connection, files: IndexFiles, space: str, brand: str
                 "wait for the commit to finish, or re-materialise its brand_catalog"
             )
         return [(files.load(entry.storage_key), {brand})]
-    out = []
-    shared = global_index(conn, space)
-    fresh: set[str] = set()
-    if shared is not None:
-        fresh = {e.brand for e in entries if shared.brand_versions.get(e.brand) == e.version}
-        if fresh:
-            out.append((files.load(shared.storage_key), fresh))
-    for entry in entries:
-        if entry.brand in fresh:
-            continue
-        # Committed again after the global index was built: read its own index, of the committed version.
-        if not entry.written:
-            log.warning(
-                "brand %r: its %r index of version %d is not written yet; skipped", entry.brand, space, entry.version
-            )
-            continue
-        out.append((files.load(entry.storage_key), {entry.brand}))
-    return out
+    shards = cross_brand_shards(files, entries, space)
+    return [(shards, shards.brands)] if shards is not None else []
 
 
 def _candidates(

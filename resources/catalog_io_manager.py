@@ -47,7 +47,10 @@ class CatalogIOManager(dg.ConfigurableIOManager, MediaStoreLocation):
     hnsw_ef_search: int = Field(
         256, ge=1, description="HNSW search breadth, stored in each index and used by searches (latency vs recall)."
     )
-    build_global_index: bool = Field(True, description="Rebuild each touched space's cross-brand index after a commit.")
+    build_global_index: bool = Field(
+        True,
+        description="Kept for older run configs; changes nothing: cross-brand search reads the brands' own indexes.",
+    )
 
     def index_config(self) -> IndexConfig:
         """The FAISS settings as the pure code takes them."""

@@ -7,11 +7,15 @@ The order is what keeps readers safe:
 2. only then is each space's index built with the committed row ids and
    written under a key carrying that version, and ``vector_indexes.written_at``
    set;
-3. the global index of each space the brand touches is rebuilt from the
-   brands' written files under a per-space lock and registered with the brand
-   versions it holds (``global_indexes.brand_versions``);
-4. index files older than the previous version are deleted (a reader that
-   read the previous version a moment ago can still load it).
+3. index files older than the previous *committed* version (read at that
+   moment, so a late prune of an older publisher never deletes a newer file)
+   are deleted; a reader that read the previous version a moment ago can
+   still load it.
+
+There is no global file to rebuild: cross-brand search reads every brand's own
+index of the version committed in its snapshot and merges the results
+(``resources.index_shards``), so a commit costs the same with 1 or 1,000 brands
+committed before it.
 
 A failure after step 1 leaves Postgres committed and the new version's file
 missing: readers get a clear "not written" error for that brand, never a file
@@ -29,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from psycopg.types.json import Jsonb
 
 from resources.brand_catalog import BrandCatalog
 from resources.catalog_db import (
@@ -40,11 +43,11 @@ from resources.catalog_db import (
     committed_spaces,
     mark_index_written,
 )
-from resources.catalog_errors import CatalogError, IndexNotFoundError, IndexWriteError
-from resources.catalog_queries import global_index
+from resources.catalog_errors import CatalogError, IndexWriteError
 from resources.catalog_schema import ensure_schema
-from resources.index_keys import brand_index_prefix, global_index_key, global_index_prefix
-from resources.vector_index import IndexFiles, build_index, index_ids, index_kind, index_vectors
+from resources.index_keys import brand_index_prefix
+from resources.index_shards import prune_brand_files
+from resources.vector_index import IndexFiles, build_index, index_ids, index_kind
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,11 @@ def publish_brand(
 ) -> PublishResult:
     """Commit ``catalog`` to Postgres, then write its FAISS indexes (see the module docstring).
 
+    ``global_versions`` of the result: per space whose cross-brand search set
+    changed, the brand version it now holds there (None: the brand left the
+    space). ``build_global`` is kept for callers of the former global build and
+    changes nothing: the brands' own files are the cross-brand index.
+
     ``conn`` must be idle (no open transaction). Raises ``CommitError`` when
     the commit rolled back, ``IndexWriteError`` when it committed but an index
     could not be written (re-run to finish).
@@ -101,18 +109,15 @@ def publish_brand(
                 raise IndexWriteError(f"the index {key!r} was written but could not be registered: {exc}") from exc
             written[space] = {"key": key, "kind": index_kind(index), "vectors": int(index.ntotal), "bytes": size}
         previous = result.previous
-        touched = set(result.index_keys) | {s.space for s in (previous.spaces if previous else ())}
-        global_versions: dict[str, int | None] = {}
-        if build_global:
-            for space in sorted(touched):
-                # Also when nothing changed here: a global build that failed last time is redone.
-                if result.changed or space in written or not _global_holds(conn, space, catalog.brand, result.version):
-                    global_versions[space] = rebuild_global_index(conn, files, space)
+        left = {s.space for s in (previous.spaces if previous else ())} - set(result.index_keys)
+        # The cross-brand search set of a space is its brands' own files (resources.index_shards):
+        # what changed in it is this brand's file, written above, or this brand leaving the space.
+        global_versions: dict[str, int | None] = {space: result.version for space in written}
+        global_versions |= {space: None for space in left if result.changed}
         pruned = []
         if result.changed:
-            keep = {result.version} | ({previous.index_version} if previous else set())
-            for space in sorted(touched):
-                pruned += files.prune(brand_index_prefix(space), catalog.brand, keep)
+            for space in sorted(set(result.index_keys) | left):
+                pruned += prune_brand_files(conn, files, brand_index_prefix(space), catalog.brand)
     except psycopg.Error as exc:
         # The commit stands; only the indexes are behind. Say so in the promised error type.
         raise IndexWriteError(
@@ -127,56 +132,6 @@ def publish_brand(
         commit_s=committed_at - started,
         index_s=time.perf_counter() - committed_at,
     )
-
-
-def _global_holds(conn: psycopg.Connection, space: str, brand: str, version: int) -> bool:
-    shared = global_index(conn, space)
-    conn.rollback()
-    return shared is not None and shared.brand_versions.get(brand) == version
-
-
-def rebuild_global_index(conn: psycopg.Connection, files: IndexFiles, space: str) -> int | None:
-    """Rebuild the cross-brand index of ``space`` from the brands' written files; returns its new version.
-
-    Builders of one space take turns (advisory lock held for the build), and
-    each reads the registry when it holds the lock, so the last build after a
-    commit includes that commit. Brands whose file is missing are left out
-    (search then reads them from their own index, or reports them).
-    Returns None when no brand has vectors in ``space`` any more.
-    """
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"ad_assets.global:{space}",))
-        brands = [s for s in committed_spaces(conn, space=space) if s.written]
-        row = conn.execute("SELECT version FROM global_indexes WHERE space = %s", (space,)).fetchone()
-        current = int(row[0]) if row else 0
-        ids, vectors, versions = [], [], {}
-        for entry in brands:
-            try:
-                index = files.load(entry.storage_key)
-            except IndexNotFoundError:
-                continue
-            ids.append(index_ids(index))
-            vectors.append(index_vectors(index))
-            versions[entry.brand] = entry.version
-        if not versions:
-            conn.execute("DELETE FROM global_indexes WHERE space = %s", (space,))
-            new_version = None
-        else:
-            index = build_index(np.concatenate(vectors), np.concatenate(ids), files.config)
-            new_version = current + 1
-            key = global_index_key(space, new_version)
-            files.write(key, index)
-            conn.execute(
-                "INSERT INTO global_indexes (space, version, storage_key, dim, vectors, index_kind, brand_versions,"
-                " built_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now()) ON CONFLICT (space) DO UPDATE SET"
-                " version = EXCLUDED.version, storage_key = EXCLUDED.storage_key, dim = EXCLUDED.dim,"
-                " vectors = EXCLUDED.vectors, index_kind = EXCLUDED.index_kind,"
-                " brand_versions = EXCLUDED.brand_versions, built_at = EXCLUDED.built_at",
-                (space, new_version, key, int(index.d), int(index.ntotal), index_kind(index), Jsonb(versions)),
-            )
-    keep = {v for v in (new_version, current) if v}
-    files.prune(global_index_prefix(space), "global", keep)
-    return new_version
 
 
 @dataclass

@@ -2,32 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 import psycopg
-
-
-@dataclass(frozen=True)
-class GlobalIndex:
-    """The registered cross-brand index of a space and the brand versions it holds."""
-
-    space: str
-    version: int
-    storage_key: str
-    vectors: int
-    brand_versions: dict[str, int]
-
-
-def global_index(conn: psycopg.Connection, space: str) -> GlobalIndex | None:
-    """The global index of ``space``, or None when none was built."""
-    row = conn.execute(
-        "SELECT space, version, storage_key, vectors, brand_versions FROM global_indexes WHERE space = %s", (space,)
-    ).fetchone()
-    if row is None:
-        return None
-    return GlobalIndex(row[0], int(row[1]), row[2], int(row[3]), {b: int(v) for b, v in (row[4] or {}).items()})
-
 
 _HIT_COLUMNS = (
     "vector_id", "brand", "kind", "space", "vector_t_s", "vector_t_end_s", "vector_text", "media_id", "sha256",

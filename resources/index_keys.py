@@ -3,11 +3,12 @@
 Index files are immutable and carry their version in the key::
 
     indexes/<space-slug>/brands/<brand>.<version>.faiss
-    indexes/<space-slug>/global.<version>.faiss
 
-Postgres records which version is committed (``vector_indexes``,
-``global_indexes``), so a reader loads exactly the file that matches the rows
-it sees, and a new file never replaces one a reader is loading.
+Postgres records which version is committed (``vector_indexes``), so a reader
+loads exactly the file that matches the rows it sees, and a new file never
+replaces one a reader is loading. Cross-brand search reads these same files
+(``resources.index_shards``); the ``global.<version>.faiss`` files and the
+``global_indexes`` table of earlier releases are no longer read or written.
 """
 
 from __future__ import annotations
@@ -40,16 +41,6 @@ def brand_index_key(space: str, brand: str, version: int) -> str:
 def brand_index_prefix(space: str) -> str:
     """Folder holding every brand's index files of ``space``."""
     return f"{INDEX_PREFIX}/{space_slug(space)}/brands"
-
-
-def global_index_key(space: str, version: int) -> str:
-    """Key of the cross-brand index of ``space`` at ``version``."""
-    return f"{INDEX_PREFIX}/{space_slug(space)}/global.{int(version)}.faiss"
-
-
-def global_index_prefix(space: str) -> str:
-    """Folder holding the global index files of ``space`` (and its ``brands/`` folder)."""
-    return f"{INDEX_PREFIX}/{space_slug(space)}"
 
 
 def version_of(key: str, stem: str) -> int | None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +22,18 @@ from resources.media_store import StoreNotFoundError
 UNPARTITIONED = "__all__"
 # Parquet schema metadata key listing the columns stored as JSON text.
 JSON_COLUMNS_KEY = b"ad_assets.json_columns"
+
+
+@dataclass(frozen=True)
+class StagedParquet:
+    """A Parquet file already written on local disk (``resources.parquet_stream``), to store as an asset's output.
+
+    ``rows`` is its row count (the materialisation's ``row_count``). The
+    IO manager streams the file to the store; it loads back as a DataFrame.
+    """
+
+    path: Path
+    rows: int
 
 
 def _is_missing(value: Any) -> bool:
@@ -148,13 +163,15 @@ class ParquetIOManager(dg.ConfigurableIOManager, MediaStoreLocation):
             return list(context.asset_key.path)
         return ["runs", *context.get_identifier()]
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
-        """Write ``obj`` as Parquet; record ``row_count`` and ``path`` metadata."""
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | StagedParquet | None) -> None:
+        """Write ``obj`` as Parquet (a ``StagedParquet`` file is streamed as it is); record ``row_count`` and ``path``."""
         if obj is None:
             return
         what = context.asset_key.to_user_string() if context.has_asset_key else context.name
-        if not isinstance(obj, pd.DataFrame):
-            raise TypeError(f"ParquetIOManager stores pandas DataFrames; {what} returned {type(obj).__name__}")
+        if not isinstance(obj, (pd.DataFrame, StagedParquet)):
+            raise TypeError(
+                f"ParquetIOManager stores pandas DataFrames or StagedParquet files; {what} returned {type(obj).__name__}"
+            )
         partition_key = None
         if context.has_asset_partitions:
             keys = context.asset_partition_keys
@@ -165,14 +182,19 @@ class ParquetIOManager(dg.ConfigurableIOManager, MediaStoreLocation):
                 )
             partition_key = keys[0]
         key = self._key(self._output_path(context), partition_key)
-        data = dataframe_to_parquet(obj)
         store = self.store()
-        store.put_bytes_sync(key, data)
+        if isinstance(obj, StagedParquet):
+            asyncio.run(store.put_file(key, obj.path, content_type="application/vnd.apache.parquet"))
+            rows, size = obj.rows, obj.path.stat().st_size
+        else:
+            data = dataframe_to_parquet(obj)
+            store.put_bytes_sync(key, data)
+            rows, size = len(obj), len(data)
         context.add_output_metadata(
             {
-                "row_count": dg.MetadataValue.int(len(obj)),
+                "row_count": dg.MetadataValue.int(rows),
                 "path": dg.MetadataValue.path(store.uri_for(key)),
-                "size_bytes": dg.MetadataValue.int(len(data)),
+                "size_bytes": dg.MetadataValue.int(size),
             }
         )
 

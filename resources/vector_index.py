@@ -136,13 +136,14 @@ class IndexFiles:
         config: IndexConfig = IndexConfig(),
         *,
         ef_search: int | None = None,
-        cache_entries: int = 16,
+        cache_entries: int = 4096,
     ) -> None:
         """Read and write through ``store``, building with ``config``.
 
         Loaded HNSW indexes search with the ``efSearch`` they were written
         with, unless ``ef_search`` overrides it. Up to ``cache_entries``
-        loaded indexes stay in memory.
+        loaded indexes stay in memory: cross-brand search reads one file per
+        brand and space, so the bound counts files (the memory is the catalog's).
         """
         self.store, self.config, self.ef_search = store, config, ef_search
         self._cache: OrderedDict[str, faiss.Index] = OrderedDict()

@@ -13,7 +13,7 @@ import pandas as pd
 from pydantic import Field
 
 from ad_assets.ai_resource import AIMethodsResource, methods_code_version
-from ad_assets.engine.analysis_tables import ANALYSIS_COLUMNS, EMBEDDING_COLUMNS, analysis_rows, embedding_rows
+from ad_assets.engine.analysis_sink import AnalysisSink
 from ad_assets.engine.item_analysis import (
     ANALYSIS_METHODS,
     EMBEDDING_METHODS,
@@ -21,12 +21,12 @@ from ad_assets.engine.item_analysis import (
     AnalysisConfig,
     ItemAnalysis,
     analyse_brand,
-    failures_by_method,
 )
 from ad_assets.metadata import table_metadata
 from ad_assets.partitions import brands_partitions
 from ad_assets.settings import Settings
 from resources.dagster_resources import MediaStoreResource
+from resources.parquet_io_manager import StagedParquet
 
 
 class MediaAnalysisConfig(dg.Config):
@@ -127,60 +127,71 @@ def analysis_assets(settings: Settings) -> dg.AssetsDefinition:
             frame_count=config.frame_count, dedupe_threshold=config.dedupe_threshold, items_in_flight=config.items_in_flight
         )
 
+        staged = work / "staged" / context.run.run_id / brand
+        sink = AnalysisSink(staged)
+
         async def run():
             async with ai_methods.runner() as runner:
-                items, elapsed = await analyse_brand(
-                    rows, runner=runner, store=media_store.store(), cache_dir=cache_dir,
-                    journal_dir=work / "journals", config=analysis_config, progress=_Progress(context.log, len(ok)),
+                _, elapsed = await analyse_brand(
+                    rows, runner=runner, store=media_store.store(), cache_dir=cache_dir, journal_dir=work / "journals",
+                    config=analysis_config, progress=_Progress(context.log, len(ok)), sink=sink,
                 )  # fmt: skip
-                return items, elapsed, runner.accounting()
+                return sink.items, elapsed, runner.accounting()
 
         try:
-            items, elapsed, accounting = asyncio.run(run())
+            try:
+                count, elapsed, accounting = asyncio.run(run())
+            finally:
+                shutil.rmtree(cache_dir.parent, ignore_errors=True)
+                analysis, embeddings = sink.close()
+            yield from _outputs(sink, analysis, embeddings, count, elapsed, accounting)
         finally:
-            shutil.rmtree(cache_dir.parent, ignore_errors=True)
-        analysis = pd.DataFrame(analysis_rows(items), columns=list(ANALYSIS_COLUMNS))
-        embeddings = pd.DataFrame(embedding_rows(items), columns=list(EMBEDDING_COLUMNS))
-        total = accounting.get("total", {})
-        statuses = analysis["status"].value_counts().to_dict() if len(analysis) else {}
-        yield dg.Output(
-            analysis,
-            output_name="media_analysis",
-            metadata={
-                "items": len(items),
-                "images": sum(i.media_type == "image" for i in items),
-                "videos": sum(i.media_type == "video" for i in items),
-                "audio": sum(i.media_type == "audio" for i in items),
-                "animated_images": sum(i.media_type == "image" and i.frames_sampled > 0 for i in items),
-                "frames_sampled": sum(i.frames_sampled for i in items),
-                "frames_kept": sum(i.frames_kept for i in items),
-                "status": dg.MetadataValue.json({k: int(v) for k, v in statuses.items()}),
-                "failures_by_method": dg.MetadataValue.json(failures_by_method(items)),
-                "ai_calls": int(total.get("calls", 0)),
-                "cache_hits": int(total.get("cache_hits", 0)),
-                "steps_resumed_from_journal": sum(i.steps_resumed for i in items),
-                "estimated_cost_usd": dg.MetadataValue.float(round(float(total.get("cost_usd") or 0.0), 6)),
-                "ai_calls_by_method": _methods_table(accounting),
-                "elapsed_s": dg.MetadataValue.float(round(elapsed, 3)),
-                "items_per_s": dg.MetadataValue.float(round(len(items) / elapsed, 3) if elapsed > 0 else 0.0),
-            },
-        )
-        dims = embeddings.groupby("space")["dim"].unique().to_dict() if len(embeddings) else {}
-        inconsistent = {space: sorted(int(d) for d in ds) for space, ds in dims.items() if len(ds) > 1}
-        yield dg.Output(
-            embeddings,
-            output_name="media_embeddings",
-            metadata={
-                "vectors": len(embeddings),
-                "by_kind": dg.MetadataValue.json(embeddings["kind"].value_counts().to_dict() if len(embeddings) else {}),
-                "spaces": dg.MetadataValue.json({space: int(ds[0]) for space, ds in dims.items()}),
-            },
-        )
-        yield dg.AssetCheckResult(
-            check_name="embedding_dimensions_consistent",
-            asset_key="media_embeddings",
-            passed=not inconsistent,
-            metadata={"inconsistent_spaces": dg.MetadataValue.json(inconsistent)},
-        )
+            shutil.rmtree(staged, ignore_errors=True)
 
     return media_analysis
+
+
+def _outputs(sink: AnalysisSink, analysis: StagedParquet, embeddings: StagedParquet, count: int, elapsed: float,
+             accounting: dict):  # fmt: skip
+    """The two outputs (streamed Parquet files) and the dimensions check, with the sink's counts as metadata."""
+    total = accounting.get("total", {})
+    types = sink.by_media_type
+    yield dg.Output(
+        analysis,
+        output_name="media_analysis",
+        metadata={
+            "items": count,
+            "images": types["image"],
+            "videos": types["video"],
+            "audio": types["audio"],
+            "animated_images": sink.animated_images,
+            "frames_sampled": sink.frames_sampled,
+            "frames_kept": sink.frames_kept,
+            "status": dg.MetadataValue.json(dict(sink.status)),
+            "failures_by_method": dg.MetadataValue.json(dict(sink.failures_by_method.most_common())),
+            "ai_calls": int(total.get("calls", 0)),
+            "cache_hits": int(total.get("cache_hits", 0)),
+            "steps_resumed_from_journal": sink.steps_resumed,
+            "estimated_cost_usd": dg.MetadataValue.float(round(float(total.get("cost_usd") or 0.0), 6)),
+            "ai_calls_by_method": _methods_table(accounting),
+            "elapsed_s": dg.MetadataValue.float(round(elapsed, 3)),
+            "items_per_s": dg.MetadataValue.float(round(count / elapsed, 3) if elapsed > 0 else 0.0),
+        },
+    )
+    inconsistent = sink.inconsistent_spaces
+    yield dg.Output(
+        embeddings,
+        output_name="media_embeddings",
+        metadata={
+            "vectors": embeddings.rows,
+            "by_kind": dg.MetadataValue.json(dict(sink.vectors_by_kind)),
+            "spaces": dg.MetadataValue.json({space: min(ds) for space, ds in sink.dims_by_space.items()}),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="embedding_dimensions_consistent",
+        asset_key="media_embeddings",
+        passed=not inconsistent,
+        metadata={"inconsistent_spaces": dg.MetadataValue.json(inconsistent)},
+    )
+

@@ -1,7 +1,9 @@
 """The second AI cycle's set-level steps: the brand summary, near-duplicate groups, outliers.
 
 Groups and outliers come from the items' image vectors (one mean vector per
-item over its images/kept frames): measured, not generated.
+item over its images/kept frames): measured, not generated. Groups link the
+pairs FAISS finds above the threshold (``neighbour_pairs``); outliers compare
+each item with the brand's centroid: both linear in memory, never n × n.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ad_assets.engine.neighbour_pairs import close_pairs, linked_components
 
 DUPLICATE_SIMILARITY = 0.95
 OUTLIER_Z = -2.0
@@ -46,39 +50,33 @@ def summary_inputs(analysis: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def item_vectors(embeddings: pd.DataFrame) -> tuple[list[str], np.ndarray]:
-    """One unit-length mean image vector per item (items in first-seen order)."""
+    """One unit-length mean image vector per item (items in first-seen order): (shas, n × d float32).
+
+    One pass over the rows (a group-by), not one scan of the table per item.
+    """
     images = embeddings[embeddings["kind"] == "image"]
     if images.empty:
         return [], np.zeros((0, 0), dtype=np.float32)
     if images["space"].nunique() > 1:
         raise ValueError(f"image vectors come from several spaces {sorted(images['space'].unique())}: re-run the brand")
-    shas: list[str] = list(dict.fromkeys(images["sha256"]))
-    vectors = []
-    for sha in shas:
-        stack = np.stack([np.asarray(v, dtype=np.float32) for v in images.loc[images["sha256"] == sha, "vector"]])
-        mean = stack.mean(axis=0)
-        vectors.append(mean / (np.linalg.norm(mean) or 1.0))
-    return shas, np.stack(vectors)
+    codes, uniques = pd.factorize(images["sha256"])  # first-seen order
+    matrix = np.stack([np.asarray(v, dtype=np.float32) for v in images["vector"]])
+    sums = np.zeros((len(uniques), matrix.shape[1]), dtype=np.float32)
+    np.add.at(sums, codes, matrix)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return [str(u) for u in uniques], sums / np.where(norms > 0, norms, 1.0)
 
 
 def near_duplicate_groups(shas: list[str], vectors: np.ndarray, threshold: float = DUPLICATE_SIMILARITY) -> list[list[str]]:
-    """Groups (size ≥ 2) of items whose mean image vectors have cosine ≥ ``threshold``, linked transitively."""
-    n = len(shas)
-    parent = list(range(n))
+    """Groups (size ≥ 2) of items whose mean image vectors have cosine ≥ ``threshold``, linked transitively.
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    if n > 1:
-        sims = vectors @ vectors.T
-        for i, j in zip(*np.nonzero(np.triu(sims, k=1) >= threshold)):
-            parent[find(int(i))] = find(int(j))
+    Pairs come from FAISS neighbour search (``neighbour_pairs.close_pairs``),
+    so memory stays bounded by a batch, never n × n.
+    """
+    labels = linked_components(len(shas), close_pairs(vectors, threshold)) if len(shas) > 1 else []
     groups: dict[int, list[str]] = {}
-    for i, sha in enumerate(shas):
-        groups.setdefault(find(i), []).append(sha)
+    for label, sha in zip(labels, shas):
+        groups.setdefault(int(label), []).append(sha)
     return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: (-len(g), g[0]))
 
 

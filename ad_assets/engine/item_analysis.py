@@ -174,16 +174,46 @@ class BrandAnalyser:
         self.progress = progress
         self._items = asyncio.Semaphore(config.items_in_flight or items_to_fill(runner))
         self._decode = asyncio.Semaphore(config.decode_workers)
+        self._copies: Counter[Path] = Counter()  # items using each local media copy right now
 
     async def analyse(self, items: list[dict[str, Any]]) -> list[ItemAnalysis]:
         """Analyse every item (rows of ``raw_media`` with status ``ok``), all in flight together."""
         return list(await asyncio.gather(*(self._analyse_one(row) for row in items)))
+
+    async def analyse_in_order(
+        self, items: list[dict[str, Any]], sink: Callable[[ItemAnalysis], None], *, window: int | None = None
+    ) -> int:
+        """Analyse every item, handing each to ``sink`` in input order as soon as it and those before it are done.
+
+        At most ``window`` items (default 4 × ``items_in_flight``) are started
+        or waiting for an earlier one, so a brand of any size holds a bounded
+        number of items in memory; the engine keeps nothing after ``sink``
+        returns. Returns how many items were handed over.
+        """
+        window = window or max(4 * self.config.items_in_flight, 16)
+        pending: dict[int, asyncio.Task[ItemAnalysis]] = {}
+        handed = 0
+        try:
+            for i, row in enumerate(items):
+                while len(pending) >= window:
+                    sink(await pending.pop(handed))
+                    handed += 1
+                pending[i] = asyncio.create_task(self._analyse_one(row))
+            while pending:
+                sink(await pending.pop(handed))
+                handed += 1
+        finally:
+            for task in pending.values():
+                task.cancel()
+            await asyncio.gather(*pending.values(), return_exceptions=True)
+        return handed
 
     async def _analyse_one(self, row: dict[str, Any]) -> ItemAnalysis:
         item = ItemAnalysis(
             sha256=row["sha256"], url=row["url"], media_type=row["media_type"], storage_key=row["storage_key"]
         )
         async with self._items:
+            path = None
             try:
                 path = await self._local_copy(item.storage_key)
                 journal = await self._journal(item.sha256)
@@ -202,6 +232,8 @@ class BrandAnalyser:
                 item.failures.append(
                     {"method": "-", "step": "internal", "cause": type(exc).__name__, "detail": f"{type(exc).__name__}: {exc}"}
                 )
+            finally:
+                self._drop_local_copy(path)
         if self.progress is not None:
             self.progress(item)
         return item
@@ -313,10 +345,20 @@ class BrandAnalyser:
     async def _local_copy(self, key: str) -> Path:
         # Read each item from the store once per run; never from its URL.
         path = self.cache_dir / key
+        self._copies[path] += 1  # counted before the download: an item sharing it waits for no one
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             await self.store.get_to_file(key, path)
         return path
+
+    def _drop_local_copy(self, path: Path | None) -> None:
+        """Delete an item's local media copy once no item in flight uses it (disk bounded by items in flight)."""
+        if path is None:
+            return
+        self._copies[path] -= 1
+        if self._copies[path] <= 0:
+            del self._copies[path]
+            path.unlink(missing_ok=True)
 
     async def _journal(self, sha256: str) -> ItemJournal:
         path = self.journal_dir / f"{sha256}.jsonl"
@@ -367,13 +409,21 @@ async def analyse_brand(
     journal_dir: Path,
     config: AnalysisConfig = AnalysisConfig(),
     progress: Callable[[ItemAnalysis], None] | None = None,
+    sink: Callable[[ItemAnalysis], None] | None = None,
 ) -> tuple[list[ItemAnalysis], float]:
     """Analyse a brand's ``ok`` items; returns them and the elapsed seconds.
 
-    ``cache_dir`` holds this run's local copies of the media (the caller removes
-    it); ``journal_dir`` keeps the per-item journals across runs.
+    ``cache_dir`` holds this run's local copies of the media (each is deleted
+    when its item is done; the caller removes the folder); ``journal_dir``
+    keeps the per-item journals across runs. With ``sink``, each finished item
+    goes to it in row order and is not kept (the list returned is empty):
+    memory and local disk stay bounded by the items in flight, whatever the
+    brand's size (``BrandAnalyser.analyse_in_order``).
     """
     started = time.perf_counter()
     analyser = BrandAnalyser(runner, store, cache_dir=cache_dir, journal_dir=journal_dir, config=config, progress=progress)
-    items = await analyser.analyse([row for row in rows if row.get("status") == "ok"])
-    return items, time.perf_counter() - started
+    ok = [row for row in rows if row.get("status") == "ok"]
+    if sink is not None:
+        await analyser.analyse_in_order(ok, sink)
+        return [], time.perf_counter() - started
+    return await analyser.analyse(ok), time.perf_counter() - started

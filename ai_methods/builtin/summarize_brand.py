@@ -21,13 +21,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ai_methods.builtin import fake_data
-from ai_methods.builtin.remote_chat import ask_json
+from ai_methods.builtin.summary_chunks import draft_every_item
 from ai_methods.inputs import RESULTS, Inputs
 from ai_methods.method import AIMethod, CallContext
 from ai_methods.providers.local.lexical import STOPWORDS
 from ai_methods.usage import Usage
 
-MAX_DIGEST_CHARS = 60_000
+MAX_DIGEST_CHARS = 60_000  # digest characters one remote call reads
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 _CTA = re.compile(
     r"\b(shop|buy|order|visit|call|book|sign up|subscribe|download|get|try|save|join|learn more|discover|"
@@ -243,28 +243,20 @@ def measured_summary(items: list[ItemSignals]) -> SummaryOutput:
     )
 
 
-def digest(items: list[ItemSignals]) -> str:
-    """Compact JSON lines of the items' signals for a chat model, capped in size."""
-    lines, size = [], 0
-    for it in items:
-        row = json.dumps(
-            {
-                "item": it.item_id,
-                "text": it.lines[:12],
-                "speech": it.speech[:600],
-                "captions": it.captions[:2],
-                "objects": it.objects[:10],
-                "colours": [name for name, _ in it.colours[:4]],
-                "faces": it.faces,
-            },
-            ensure_ascii=False,
-        )
-        if size + len(row) > MAX_DIGEST_CHARS:
-            lines.append(f'{{"note": "{len(items) - len(lines)} more items omitted for length"}}')
-            break
-        lines.append(row)
-        size += len(row)
-    return "\n".join(lines)
+def digest_row(it: ItemSignals) -> str:
+    """One item's signals as a compact JSON line for a chat model."""
+    return json.dumps(
+        {
+            "item": it.item_id,
+            "text": it.lines[:12],
+            "speech": it.speech[:600],
+            "captions": it.captions[:2],
+            "objects": it.objects[:10],
+            "colours": [name for name, _ in it.colours[:4]],
+            "faces": it.faces,
+        },
+        ensure_ascii=False,
+    )
 
 
 class SummarizeBrand(AIMethod):
@@ -275,11 +267,14 @@ class SummarizeBrand(AIMethod):
     calls to action are on-image lines and transcripts as written, style and
     tone are counts of measured cues. Transcript words are used only at a
     confidence measured to be right 95 % of the time for the engine that heard
-    them (``QUOTE_CONFIDENCE``); the rest show as ``…``. Remote: a chat model reads a digest of the
-    items' results (no images).
+    them (``QUOTE_CONFIDENCE``); the rest show as ``…``. Remote: a chat model
+    reads a digest of the items' results (no images); past one call's size,
+    summaries of chunks merged, so every item is read (``summary_chunks``).
     """
 
     name = "summarize_brand"
+    # 2: remote providers read every item (chunk summaries merged, not the first 60,000 characters);
+    # local quotes transcript words only at a measured confidence.
     version = "2"
     accepts = (RESULTS,)
     output_schema = SummaryOutput
@@ -305,16 +300,36 @@ class SummarizeBrand(AIMethod):
                 item_count=len(items),
                 basis="fake",
             )
-        draft = await ask_json(
-            ctx,
-            _Draft,
-            system="You are a brand strategist summarising one brand's advertising from analysis results.",
-            prompt=(
-                f"Below are analysis results for {len(items)} ads of one brand, one JSON object per line "
-                "(on-image text, speech transcript, captions, objects, colours, faces). Summarise the brand's "
-                "advertising: recurring themes, key messages, calls to action, visual style and tone. Base every "
-                "point on the data; do not invent products or claims.\n\n" + digest(items)
-            ),
-            max_tokens=1500,
-        )
+        draft = await remote_draft(ctx, items)
         return SummaryOutput(**draft.model_dump(), item_count=len(items), basis="model")
+
+
+_ASK = (
+    "recurring themes, key messages, calls to action, visual style and tone. Base every point on the data; do not "
+    "invent products or claims."
+)
+
+
+async def remote_draft(ctx: CallContext, items: list[ItemSignals]) -> _Draft:
+    """The chat model's draft over every item: one call when the digest fits, else chunk summaries merged."""
+    n = len(items)
+    return await draft_every_item(
+        ctx, _Draft, [digest_row(it) for it in items],
+        system="You are a brand strategist summarising one brand's advertising from analysis results.",
+        whole_prompt=lambda rows: (
+            f"Below are analysis results for {n} ads of one brand, one JSON object per line "
+            "(on-image text, speech transcript, captions, objects, colours, faces). Summarise the brand's "
+            "advertising: " + _ASK + "\n\n" + rows
+        ),
+        part_prompt=lambda first, last, total, rows: (
+            f"Below are analysis results for ads {first} to {last} of the {total} ads of one brand, one JSON object "
+            "per line (on-image text, speech transcript, captions, objects, colours, faces). Summarise this part of "
+            "the brand's advertising: " + _ASK + "\n\n" + rows
+        ),
+        merge_prompt=lambda parts, total, drafts: (
+            f"Below are {parts} summaries, one JSON object per line, of consecutive parts of the {total} ads of one "
+            "brand. Merge them into one summary of the brand's advertising: " + _ASK + " Keep what recurs across "
+            "parts first.\n\n" + drafts
+        ),
+        max_chars=MAX_DIGEST_CHARS, max_tokens=1500,
+    )  # fmt: skip

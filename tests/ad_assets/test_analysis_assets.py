@@ -110,6 +110,11 @@ def _materialise(settings, instance, resources, assets=None, selection=None, **k
                           run_config=FRAME_CONFIG, **kwargs)  # fmt: skip
 
 
+def _stored(resources, asset: str) -> pd.DataFrame:
+    """The output as downstream assets load it: media_analysis streams its tables to Parquet, not to memory."""
+    return resources["io_manager"].read_partition([asset], BRAND)
+
+
 def _metadata(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict:
     (event,) = [m for m in result.get_asset_materialization_events() if m.asset_key == key]
     return {k: v.value for k, v in event.materialization.metadata.items()}
@@ -121,7 +126,7 @@ def test_brand_is_analysed_embedded_and_summarised(brand):
     assert result.success
     images, video = rows[:3], rows[3]
 
-    analysis: pd.DataFrame = result.output_for_node("media_analysis", "media_analysis")
+    analysis: pd.DataFrame = _stored(resources, "media_analysis")
     assert list(analysis.columns) == list(ANALYSIS_COLUMNS)
     assert list(analysis["sha256"]) == [r["sha256"] for r in rows]  # the ok rows only, in order
     assert set(analysis["status"]) == {"analysed"}
@@ -143,7 +148,7 @@ def test_brand_is_analysed_embedded_and_summarised(brand):
     assert by_method["caption"]["calls"] == units and by_method["caption"]["failures"] == 0
     assert meta["items_per_s"] > 0 and meta["estimated_cost_usd"] == 0.0
 
-    embeddings: pd.DataFrame = result.output_for_node("media_analysis", "media_embeddings")
+    embeddings: pd.DataFrame = _stored(resources, "media_embeddings")
     assert list(embeddings.columns) == list(EMBEDDING_COLUMNS)
     assert embeddings["kind"].value_counts().to_dict() == {"image": units, "text": units, "transcript": 1}
     assert embeddings.groupby("space")["dim"].unique().map(list).to_dict() == {"local-visual-v1": [512], "fake-v1": [64]}
@@ -175,7 +180,7 @@ def test_a_method_failing_everywhere_shows_in_metadata_and_the_brand_completes(b
     assert meta["status"] == {"partial": 4}
     by_method = {r.data["method"]: r.data for r in meta["ai_calls_by_method"].records}
     assert by_method["labels"]["failures"] == 6 and by_method["caption"]["failures"] == 0
-    analysis = result.output_for_node("media_analysis", "media_analysis")
+    analysis = _stored(resources, "media_analysis")
     failure = analysis["failures"].iloc[0][0]
     assert (failure["method"], failure["step"], failure["cause"]) == ("labels", "image:labels", "InternalMethodError")
     assert result.output_for_node("brand_summary")["summary"].iloc[0]["basis"] == "fake"
@@ -209,7 +214,7 @@ def test_version_bump_makes_the_brand_stale_and_re_calls_only_that_method(brand,
     assert CALLS.by_method() == Counter({"caption": 6})
     meta = _metadata(rerun, ANALYSIS_KEY)
     assert meta["ai_calls"] == 6 and meta["steps_resumed_from_journal"] > 0
-    captions = rerun.output_for_node("media_analysis", "media_analysis")["units"].map(
+    captions = _stored(resources, "media_analysis")["units"].map(
         lambda units: {u["results"]["caption"]["version"] for u in units}
     )
     assert set().union(*captions) == {"2"}

@@ -88,3 +88,66 @@ def test_an_unknown_mode_is_refused_before_anything_is_written(store, mode):
     with pytest.raises(ValueError, match="'add'"):
         register_brand(store, "acme", ["http://a.com/1"], mode=mode)
     assert store.list_keys_sync("manifests/") == []
+
+
+# -- the compacted snapshot: registration reads a few objects however long the history ----------
+
+
+def _count_reads(store, monkeypatch):
+    reads = []
+    real = store.get_bytes_sync
+    monkeypatch.setattr(store, "get_bytes_sync", lambda key: reads.append(key) or real(key))
+    return reads
+
+
+def _from_every_request(store, brand):
+    from ad_assets.brand_manifest import _read_requests, effective_urls
+
+    return effective_urls(_read_requests(store, brand))
+
+
+def test_registration_reads_the_same_few_objects_at_the_5th_and_the_60th_request(store, monkeypatch):
+    reads = _count_reads(store, monkeypatch)
+    counts = {}
+    for n in range(1, 61):
+        reads.clear()
+        register_brand(store, "acme", [f"http://a.com/{n}"], mode="replace" if n % 7 == 0 else "add")
+        counts[n] = len(reads)
+
+    assert counts[5] == counts[60] <= 1  # the snapshot only
+    assert load_manifest(store, "acme") == _from_every_request(store, "acme")
+
+
+def test_a_request_the_snapshot_missed_is_read_and_one_sorting_before_it_forces_a_full_read(store):
+    import json
+
+    from ad_assets.brand_manifest import manifest_key
+    from ad_assets.manifest_snapshot import snapshot_key
+
+    register_brand(store, "acme", ["http://a.com/1"])
+    register_brand(store, "acme", ["http://a.com/2"], mode="replace")
+    stale = store.get_bytes_sync(snapshot_key("acme"))
+    register_brand(store, "acme", ["http://a.com/3"])
+    store.put_bytes_sync(snapshot_key("acme"), stale)  # another writer's older snapshot won the race
+    assert load_manifest(store, "acme") == ["http://a.com/2", "http://a.com/3"]
+
+    # A concurrent writer at the same seq as a covered request, but received earlier: it sorts before.
+    early = {"brand": "acme", "request_id": "early", "received_at": "2000-01-01T00:00:00+00:00", "mode": "replace",
+             "seq": 2, "urls": ["http://a.com/9"]}  # fmt: skip
+    store.put_bytes_sync(manifest_key("acme", "early"), json.dumps(early).encode())
+
+    assert load_manifest(store, "acme") == _from_every_request(store, "acme") == ["http://a.com/2", "http://a.com/3"]
+
+
+@pytest.mark.parametrize("garbage", [b"", b"{not json", b'{"format": 1}', b'{"format": 99, "covered": {}, "urls": []}',
+                                     b'{"format": 1, "covered": {"k": []}, "urls": []}'])  # fmt: skip
+def test_an_unreadable_snapshot_is_rebuilt_from_the_requests(store, garbage):
+    from ad_assets.manifest_snapshot import snapshot_key
+
+    register_brand(store, "acme", ["http://a.com/1"])
+    register_brand(store, "acme", ["http://a.com/2"])
+    store.put_bytes_sync(snapshot_key("acme"), garbage)
+
+    assert load_manifest(store, "acme") == ["http://a.com/1", "http://a.com/2"]
+    again = register_brand(store, "acme", ["http://a.com/2", "http://a.com/3"])
+    assert (again.new_urls, again.total_urls) == (1, 3)

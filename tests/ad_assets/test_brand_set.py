@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ad_assets.engine import neighbour_pairs
 from ad_assets.engine.brand_set import item_vectors, near_duplicate_groups, outliers, summary_inputs
+from ad_assets.engine.neighbour_pairs import close_pairs, linked_components
 
 
 def _unit(*values: float) -> np.ndarray:
@@ -116,3 +118,69 @@ def test_summary_inputs_fold_a_videos_frames_into_one_item():
     image = {a["method"]: a["output"] for a in items[1]["analyses"]}
     assert set(image) == {"labels", "ocr_text"} and image["ocr_text"]["text"] == ""
     assert items[1]["media_type"] == "image"
+
+
+# -- neighbour pairs: the kinds that broke all-pairs and approximate grouping elsewhere ----------
+
+
+def _rows_unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("exact_max", [10_000, 0])  # exact range search, and the HNSW path
+def test_close_pairs_find_what_all_pairs_find(exact_max):
+    rng = np.random.default_rng(0)
+    base = _rows_unit(rng.standard_normal((300, 32)))
+    base[50] = _rows_unit(base[7:8] + 0.01 * rng.standard_normal((1, 32)))[0]
+    base[51] = _rows_unit(base[50:51] + 0.01 * rng.standard_normal((1, 32)))[0]
+    sims = base @ base.T
+    want = {(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(sims, k=1) >= 0.95))}
+
+    got = {(int(i), int(j)) for a, b in close_pairs(base, 0.95, exact_max=exact_max) for i, j in zip(a, b)}
+
+    assert want and got == want
+
+
+@pytest.mark.parametrize("exact_max", [10_000, 0])
+def test_a_pair_exactly_at_the_threshold_counts(exact_max):
+    """FAISS's inner-product range search keeps scores strictly above the radius (facebookresearch/faiss#1873);
+    the rule here is cosine >= threshold, so a pair sitting on it must still link."""
+    rng = np.random.default_rng(3)
+    vectors = _rows_unit(rng.standard_normal((6, 8)))
+    vectors[1] = _rows_unit(vectors[0:1] + 0.3 * rng.standard_normal((1, 8)))[0]
+    on_it = float(vectors[0] @ vectors[1])
+
+    at = {(int(i), int(j)) for a, b in close_pairs(vectors, on_it, exact_max=exact_max) for i, j in zip(a, b)}
+    above = {(int(i), int(j)) for a, b in close_pairs(vectors, on_it + 1e-3, exact_max=exact_max) for i, j in zip(a, b)}
+
+    assert (0, 1) in at and (0, 1) not in above
+
+
+@pytest.mark.parametrize("exact_max", [10_000, 0])
+def test_a_brand_of_one_creative_repeated_is_one_group(exact_max, monkeypatch):
+    """Thousands of identical items: every pair matches; one group, from batches or from neighbours."""
+    monkeypatch.setattr(neighbour_pairs, "EXACT_MAX", exact_max)
+    vectors = np.tile(_rows_unit(np.ones((1, 16))), (3000, 1))
+
+    groups = near_duplicate_groups([f"{i:064x}" for i in range(3000)], vectors)
+
+    assert len(groups) == 1 and len(groups[0]) == 3000
+
+
+@pytest.mark.parametrize("bad", [np.zeros(4, dtype=np.float32), np.zeros((2, 2, 2), dtype=np.float32)])
+def test_close_pairs_refuse_a_matrix_that_is_not_2d(bad):
+    with pytest.raises(ValueError, match="n x d matrix"):
+        list(close_pairs(bad, 0.9))
+
+
+def test_linked_components_follow_chains_in_any_order():
+    pairs = [(np.array([5, 0]), np.array([6, 9])), (np.array([6, 2]), np.array([9, 3]))]
+
+    labels = linked_components(10, iter(pairs))
+
+    assert labels.tolist() == [0, 1, 2, 2, 4, 0, 0, 7, 8, 0]
+
+
+def test_fewer_than_two_items_have_no_pairs():
+    assert list(close_pairs(np.zeros((1, 4), dtype=np.float32), 0.9)) == []
+    assert near_duplicate_groups([], np.zeros((0, 4), dtype=np.float32)) == []

@@ -120,3 +120,36 @@ def test_recordings_load_by_name():
     assert isinstance(body, (dict, list))
     with pytest.raises(KeyError, match="no recording 'nope'"):
         load_recording("nope")
+
+
+async def test_a_brand_too_large_for_one_call_is_summarised_in_parts_then_merged(monkeypatch):
+    """The remote summary once read only the first 60,000 characters; every item must reach a model now."""
+    import ai_methods.builtin.summarize_brand as summarize_brand
+
+    monkeypatch.setattr(summarize_brand, "MAX_DIGEST_CHARS", 400)
+    items = [{"item_id": f"item-{i}", "ocr_text": {"text": f"OFFER {i}"}} for i in range(12)]
+    part = {"themes": ["offers"], "key_messages": ["OFFER"], "calls_to_action": [], "visual_style": "plain",
+            "tone": "direct"}  # fmt: skip
+    client = ReplayClient(chat=[part] * 40)
+
+    result = await runner_with(client).run("summarize_brand", results=items)
+
+    prompts = [c.kwargs["prompt"] for c in client.calls()]
+    parts = [p for p in prompts if "Summarise this part" in p]
+    merges = [p for p in prompts if "Merge them" in p]
+    assert len(parts) >= 2 and merges and "Merge them" in prompts[-1]
+    assert all(f'"item": "item-{i}"' in "\n".join(parts) for i in range(12))  # every item read by a model
+    assert all(len(p) < 400 + 600 for p in prompts)  # each call's data within the cap (plus the instructions)
+    assert result.output["item_count"] == 12 and result.output["basis"] == "model"
+    assert result.usage.requests == len(prompts)  # the cost counts every call
+
+
+@pytest.mark.parametrize(("rows", "cap", "expected"), [
+    ([], 10, []),
+    (["aaaa", "bbbb", "cc"], 10, [["aaaa", "bbbb"], ["cc"]]),
+    (["x" * 25, "y"], 10, [["x" * 10], ["y"]]),  # one over-long row is cut, never dropped
+])  # fmt: skip
+def test_digest_rows_are_packed_into_calls_without_losing_any(rows, cap, expected):
+    from ai_methods.builtin.summary_chunks import pack
+
+    assert pack(rows, cap) == expected

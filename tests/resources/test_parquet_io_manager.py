@@ -7,6 +7,7 @@ moto's S3 on loopback)."""
 
 import io
 import json
+from pathlib import Path
 
 import boto3
 import dagster as dg
@@ -20,10 +21,12 @@ from resources.media_store import StoreNotFoundError
 from resources.parquet_io_manager import (
     JSON_COLUMNS_KEY,
     ParquetIOManager,
+    StagedParquet,
     _segment,
     dataframe_from_parquet,
     dataframe_to_parquet,
 )
+from resources.parquet_stream import FLOAT32_LIST, JSON, ParquetTableWriter
 from tests.support.moto_server import REGION
 
 brands = dg.DynamicPartitionsDefinition(name="brands")
@@ -198,3 +201,35 @@ def test_value_that_is_not_json_names_its_column():
 )
 def test_partition_keys_cannot_escape_their_folder(partition_key, segment):
     assert _segment(partition_key) == segment
+
+
+@dg.asset(partitions_def=brands, name="analysed_media")
+def streamed_media(context: dg.AssetExecutionContext) -> StagedParquet:
+    """The same two items as ``analysed_media``, written batch by batch to a local file first."""
+    path = Path(context.instance.root_directory or ".") / "staged" / "analysed_media.parquet"
+    columns = {"brand": pa.string(), "sha256": pa.string(), "labels": JSON, "caption": JSON, "vector": FLOAT32_LIST}
+    with ParquetTableWriter(path, columns, batch_rows=1) as writer:
+        writer.write([{"brand": context.partition_key, "sha256": "aa" * 32, "labels": ["shoe", "red"],
+                       "caption": {"text": "a red shoe", "score": 0.9}, "vector": np.array([0.1, 0.2], np.float32)}])
+        writer.write([{"brand": context.partition_key, "sha256": "bb" * 32, "labels": [], "caption": None,
+                       "vector": np.array([0.3, 0.4], np.float32)}])  # fmt: skip
+    return writer.close()
+
+
+def test_a_staged_parquet_file_is_stored_as_is_and_loads_as_the_dataframe(tmp_path):
+    io_manager = ParquetIOManager(storage_url=str(tmp_path / "store"))
+    instance = dg.DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster"))
+    instance.add_dynamic_partitions("brands", ["acme"])
+
+    result = dg.materialize([streamed_media, brand_rollup], partition_key="acme", instance=instance,
+                            resources={"io_manager": io_manager})  # fmt: skip
+
+    assert result.success
+    stored = tmp_path / "store" / "intermediates" / "analysed_media" / "acme.parquet"
+    metadata = _metadata(result, "analysed_media")
+    assert metadata["row_count"] == dg.MetadataValue.int(2)
+    assert metadata["size_bytes"] == dg.MetadataValue.int(stored.stat().st_size)
+    back = dataframe_from_parquet(io_manager.store().get_bytes_sync("intermediates/brand_rollup/acme.parquet"))
+    assert back.to_dict("records") == [
+        {"items": 2, "labels": ["red", "shoe"], "first_caption": "a red shoe", "vector_sum": pytest.approx(1.0)}
+    ]

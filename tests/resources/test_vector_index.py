@@ -12,11 +12,13 @@ import faiss
 import numpy as np
 import pytest
 
-from resources.catalog_db import committed_brand
+from resources.catalog_db import committed_brand, committed_spaces
 from resources.catalog_errors import CommitError, IndexCorruptError, IndexNotFoundError, IndexWriteError
 from resources.catalog_publish import publish_brand, verify_brand
 from resources.index_keys import brand_index_key, brand_index_prefix, space_slug
+from resources.index_shards import Shard, ShardSet, cross_brand_shards
 from resources.media_store import MediaStore
+from resources.postgres import connect
 from resources.vector_index import (
     FLAT,
     HNSW,
@@ -197,24 +199,78 @@ def test_an_index_write_failure_after_the_commit_is_repaired_by_a_rerun(conn, fi
     assert verify_brand(conn, files, "acme").passed
 
 
-def test_a_failed_global_build_is_redone_by_the_next_run(conn, files, monkeypatch):
-    real_write = files.write
+def test_a_missing_cross_brand_file_turns_the_check_red_and_the_next_run_repairs_it(conn, files):
+    publish_brand(conn, files, synthetic_catalog("acme"))
+    publish_brand(conn, files, synthetic_catalog("other", seed=2))
+    files.store.delete_sync(brand_index_key(VISUAL, "acme", 1))  # lost: a bad prune, an operator, a bucket rule
 
-    def write_brand_files_only(key, index):
-        if "/global." in key:
-            raise IndexWriteError(f"injected: cannot write {key}")
-        return real_write(key, index)
-
-    monkeypatch.setattr(files, "write", write_brand_files_only)
-    with pytest.raises(IndexWriteError):
-        publish_brand(conn, files, synthetic_catalog("acme"))
-    monkeypatch.undo()
-    assert verify_brand(conn, files, "acme").passed  # the brand itself is committed and indexed
+    report = verify_brand(conn, IndexFiles(files.store), "acme")
+    assert not report.passed and any("missing" in p for p in report.problems)
+    with pytest.raises(IndexNotFoundError):
+        cross_brand_shards(IndexFiles(files.store), committed_spaces(conn), VISUAL)
+    conn.rollback()
 
     again = publish_brand(conn, files, synthetic_catalog("acme"))
 
-    assert not again.commit.changed and again.global_versions == {LEXICAL: 1, VISUAL: 1}
-    assert conn.execute("SELECT brand_versions FROM global_indexes WHERE space = %s", (VISUAL,)).fetchone() == ({"acme": 1},)
+    assert not again.commit.changed and again.global_versions == {VISUAL: 1}
+    assert verify_brand(conn, IndexFiles(files.store), "acme").passed
+    shards = cross_brand_shards(IndexFiles(files.store), committed_spaces(conn), VISUAL)
+    assert shards.brands == {"acme", "other"}
+
+
+def test_a_late_prune_of_an_older_commit_never_deletes_the_newer_file(conn, database_url, files, monkeypatch):
+    """The prune race: A commits v2 and stalls before pruning, B commits v3 and finishes, A prunes."""
+    import resources.catalog_publish as catalog_publish
+
+    publish_brand(conn, files, synthetic_catalog("acme", tag="-1"))
+    real_prune = catalog_publish.prune_brand_files
+    b_result = []
+
+    def prune_after_b(conn_a, files_a, prefix, brand):
+        if not b_result:  # B runs to the end, its own prune included, while A is between commit and prune
+            monkeypatch.setattr(catalog_publish, "prune_brand_files", real_prune)
+            with connect(database_url) as conn_b:
+                b_result.append(publish_brand(conn_b, IndexFiles(files.store), synthetic_catalog("acme", tag="-3")))
+        return real_prune(conn_a, files_a, prefix, brand)
+
+    monkeypatch.setattr(catalog_publish, "prune_brand_files", prune_after_b)
+    a_result = publish_brand(conn, files, synthetic_catalog("acme", tag="-2"))
+
+    assert (a_result.commit.version, b_result[0].commit.version) == (2, 3)
+    for space in (VISUAL, LEXICAL):
+        assert files.store.list_keys_sync(brand_index_prefix(space)) == [
+            brand_index_key(space, "acme", 2), brand_index_key(space, "acme", 3)
+        ]
+    fresh = IndexFiles(files.store)
+    assert verify_brand(conn, fresh, "acme").passed
+    shards = cross_brand_shards(fresh, committed_spaces(conn), VISUAL)
+    assert [(s.brand, s.version) for s in shards.shards] == [("acme", 3)]
+    conn.rollback()
+
+
+def test_brands_committed_at_once_are_all_in_the_cross_brand_search(conn, database_url, files, monkeypatch):
+    """Two brands' publishers interleave: each one's files and prune leave the other's alone."""
+    import resources.catalog_publish as catalog_publish
+
+    publish_brand(conn, files, synthetic_catalog("acme", seed=1))
+    real_prune = catalog_publish.prune_brand_files
+    done = []
+
+    def other_commits_meanwhile(conn_a, files_a, prefix, brand):
+        if not done:
+            monkeypatch.setattr(catalog_publish, "prune_brand_files", real_prune)
+            with connect(database_url) as conn_b:
+                done.append(publish_brand(conn_b, IndexFiles(files.store), synthetic_catalog("other", seed=2)))
+        return real_prune(conn_a, files_a, prefix, brand)
+
+    monkeypatch.setattr(catalog_publish, "prune_brand_files", other_commits_meanwhile)
+    publish_brand(conn, files, synthetic_catalog("acme", seed=3, tag="-v2"))
+
+    shards = cross_brand_shards(IndexFiles(files.store), committed_spaces(conn), VISUAL)
+    rows = sorted(r[0] for r in conn.execute("SELECT id FROM vectors WHERE space = %s", (VISUAL,)))
+    conn.rollback()
+    assert {(s.brand, s.version) for s in shards.shards} == {("acme", 2), ("other", 1)}
+    assert sorted(i for s in shards.shards for i in index_ids(s.index).tolist()) == rows
 
 
 def test_old_index_versions_are_pruned_but_the_previous_one_is_kept(conn, files):
@@ -226,21 +282,21 @@ def test_old_index_versions_are_pruned_but_the_previous_one_is_kept(conn, files)
     assert keys == [brand_index_key(VISUAL, "acme", 2), brand_index_key(VISUAL, "acme", 3)]
 
 
-def test_the_global_index_holds_every_brands_committed_vectors(conn, files):
+def test_the_cross_brand_index_holds_every_brands_committed_vectors(conn, files):
     publish_brand(conn, files, synthetic_catalog("acme", seed=1))
     publish_brand(conn, files, synthetic_catalog("other", seed=2))
     result = publish_brand(conn, files, synthetic_catalog("acme", images=1, videos=0, seed=3, tag="-v2"))
 
-    row = conn.execute(
-        "SELECT version, storage_key, brand_versions FROM global_indexes WHERE space = %s", (VISUAL,)
-    ).fetchone()
+    shards = cross_brand_shards(files, committed_spaces(conn), VISUAL)
     rows = sorted(r[0] for r in conn.execute("SELECT id FROM vectors WHERE space = %s", (VISUAL,)))
-    assert row[2] == {"acme": 2, "other": 1}
-    assert sorted(index_ids(files.load(row[1])).tolist()) == rows
-    assert result.global_versions[VISUAL] == row[0] == 3
+    conn.rollback()
+    assert {(s.brand, s.version) for s in shards.shards} == {("acme", 2), ("other", 1)}
+    assert sorted(i for s in shards.shards for i in index_ids(s.index).tolist()) == rows
+    assert shards.ntotal == len(rows)
+    assert result.global_versions == {VISUAL: 2, LEXICAL: 2}
 
 
-def test_the_global_index_of_a_space_no_brand_uses_any_more_is_dropped(conn, files):
+def test_a_space_no_brand_uses_any_more_leaves_the_cross_brand_search(conn, files):
     publish_brand(conn, files, synthetic_catalog("acme", videos=0))  # images only: both spaces
     catalog = synthetic_catalog("acme", videos=0)
     visual = tuple(v for v in catalog.vectors if v.space == VISUAL)
@@ -249,7 +305,30 @@ def test_the_global_index_of_a_space_no_brand_uses_any_more_is_dropped(conn, fil
     result = publish_brand(conn, files, only_visual)
 
     assert result.global_versions[LEXICAL] is None
-    assert conn.execute("SELECT space FROM global_indexes").fetchall() == [(VISUAL,)]
+    assert cross_brand_shards(files, committed_spaces(conn), LEXICAL) is None
+    assert cross_brand_shards(files, committed_spaces(conn), VISUAL).brands == {"acme"}
+    conn.rollback()
+
+
+def test_merged_shards_return_what_one_exact_index_over_all_vectors_returns():
+    vectors = clustered(900, 24, seed=4)
+    ids = np.arange(900) * 2 + 11
+    whole = build_index(vectors, ids)
+    parts = [Shard(f"b{i}", 1, build_index(vectors[i::3], ids[i::3])) for i in range(3)]
+    merged = ShardSet(parts + [Shard("empty", 1, build_index(np.zeros((0, 24)), np.zeros(0)))], 24)
+
+    for q in clustered(20, 24, seed=5):
+        want_scores, want_ids = search_index(whole, q, 10)
+        got_scores, got_ids = search_index(merged, q, 10)
+        assert got_ids.tolist() == want_ids.tolist() and np.allclose(got_scores, want_scores, atol=1e-5)
+    scores, found = search_index(ShardSet(parts[:1], 24), vectors[0], 1000)
+    assert len(found) == 300 and found[0] == ids[0]  # k beyond the total is clamped like one index
+
+
+def test_shards_of_different_dimensions_are_refused_with_the_brand_named():
+    with pytest.raises(IndexCorruptError, match="brand 'b'.*re-run"):
+        ShardSet([Shard("a", 1, build_index(clustered(5, 8), np.arange(5))),
+                  Shard("b", 4, build_index(clustered(5, 6), np.arange(5)))], 8)  # fmt: skip
 
 
 def test_the_consistency_check_catches_an_index_that_lost_a_vector(conn, files):

@@ -1,0 +1,146 @@
+"""A brand of 10,000 items once held every result (vectors as Python float
+lists) and every local media copy until the end of ``media_analysis``. These
+tests pin what keeps memory and disk bounded: items handed over in row order
+with a bounded window ahead, each local copy gone when its item is done, rows
+streamed to Parquet in batches that load back as the DataFrames the later
+assets read, vectors as float32."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+from ad_assets.engine.analysis_sink import AnalysisSink
+from ad_assets.engine.analysis_tables import ANALYSIS_COLUMNS, EMBEDDING_COLUMNS
+from ad_assets.engine.item_analysis import AnalysisConfig, BrandAnalyser, analyse_brand
+from ai_methods.calls import MethodRunner
+from ai_methods.providers.fake import FakeProvider
+from ai_methods.settings import AISettings
+from resources.media_store import MediaStore, media_key
+from resources.parquet_io_manager import dataframe_from_parquet
+from resources.parquet_stream import FLOAT32_LIST, JSON, ParquetTableWriter
+
+
+def _brand(store: MediaStore, tmp_path, n: int, *, duplicate_every: int = 0) -> list[dict]:
+    rows, rng = [], np.random.default_rng(1)
+    for i in range(n):
+        path = tmp_path / "one.png"
+        Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(path)
+        data = path.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        store.put_bytes_sync(media_key(sha, "png"), data)
+        rows.append({"url": f"https://ads.example/{i}.png", "status": "ok", "sha256": sha, "media_type": "image",
+                     "storage_key": media_key(sha, "png")})  # fmt: skip
+        if duplicate_every and i % duplicate_every == 0:  # the same file under a second URL
+            rows.append({**rows[-1], "url": f"https://mirror.example/{i}.png"})
+    return rows
+
+
+@pytest.fixture
+def store(tmp_path) -> MediaStore:
+    return MediaStore.from_url(str(tmp_path / "store"))
+
+
+def _runner(tmp_path, latency=0.0) -> MethodRunner:
+    settings = AISettings(default_provider="fake", cache_enabled=False, cache_dir=tmp_path / "ai-cache")
+    return MethodRunner(settings, fake=FakeProvider(latency), cache=None)
+
+
+async def test_items_reach_the_sink_in_row_order_with_a_bounded_window_and_no_copy_left(store, tmp_path):
+    rows = _brand(store, tmp_path, 40, duplicate_every=7)
+    cache = tmp_path / "media-cache"
+    seen, in_memory, copies_left = [], [], []
+    shared = {k for k in (r["storage_key"] for r in rows) if sum(r["storage_key"] == k for r in rows) > 1}
+    async with _runner(tmp_path, latency={"caption": 0.01, "*": 0.0}) as runner:
+        analyser = BrandAnalyser(runner, store, cache_dir=cache, journal_dir=tmp_path / "journals",
+                                 config=AnalysisConfig(items_in_flight=3))  # fmt: skip
+        started = []
+        real = analyser._analyse_one
+
+        async def counted(row):
+            started.append(row["url"])
+            return await real(row)
+
+        analyser._analyse_one = counted
+
+        def sink(item):
+            seen.append(item.url)
+            in_memory.append(len(started) - len(seen))  # started, not yet handed over
+            if item.storage_key not in shared:  # a file two rows share may still be in use by the other
+                copies_left.append((cache / item.storage_key).exists())
+
+        count = await analyser.analyse_in_order(rows, sink, window=8)
+
+    assert count == len(rows) and seen == [r["url"] for r in rows]
+    assert max(in_memory) < 8
+    assert copies_left and not any(copies_left)  # each item's copy went when the item was done
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+
+
+async def test_a_failing_sink_cancels_what_is_in_flight(store, tmp_path):
+    rows = _brand(store, tmp_path, 12)
+
+    def sink(item):
+        raise RuntimeError("injected: the Parquet file cannot be written")
+
+    async with _runner(tmp_path) as runner:
+        with pytest.raises(RuntimeError, match="injected"):
+            await analyse_brand(rows, runner=runner, store=store, cache_dir=tmp_path / "media-cache",
+                                journal_dir=tmp_path / "journals", sink=sink)  # fmt: skip
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+
+async def test_streamed_tables_load_back_as_the_frames_later_assets_read(store, tmp_path):
+    rows = _brand(store, tmp_path, 30)
+    sink = AnalysisSink(tmp_path / "staged", batch_rows=7)  # several row groups
+    async with _runner(tmp_path) as runner:
+        kept, _ = await analyse_brand(rows, runner=runner, store=store, cache_dir=tmp_path / "media-cache",
+                                      journal_dir=tmp_path / "journals", sink=sink)  # fmt: skip
+    count = sink.items
+    analysis, embeddings = sink.close()
+
+    frame = dataframe_from_parquet(analysis.path.read_bytes())
+    vectors = dataframe_from_parquet(embeddings.path.read_bytes())
+    assert kept == [] and count == analysis.rows == len(frame) == 30
+    assert list(frame.columns) == list(ANALYSIS_COLUMNS) and list(vectors.columns) == list(EMBEDDING_COLUMNS)
+    assert list(frame["sha256"]) == [r["sha256"] for r in rows]
+    assert isinstance(frame["units"].iloc[0], list) and frame["units"].iloc[0][0]["results"]
+    assert frame["transcript"].isna().all()
+    assert embeddings.rows == len(vectors) == sum(sink.vectors_by_kind.values())
+    first = vectors["vector"].iloc[0]
+    assert isinstance(first, np.ndarray) and first.dtype == np.float32 and len(first) == vectors["dim"].iloc[0]
+    assert sink.status == {"analysed": 30} and sink.by_media_type == {"image": 30}
+    assert sink.inconsistent_spaces == {}
+
+
+def test_columns_all_null_in_the_first_batch_take_values_later(tmp_path):
+    """The kind that broke batch writers elsewhere (apache/arrow#34397, huggingface/datasets#8591): a type
+    inferred from a first batch of None pins the column to null, and a later value cannot be written."""
+    columns = {"name": pa.string(), "extra": JSON, "n": pa.int64(), "vector": FLOAT32_LIST}
+    with ParquetTableWriter(tmp_path / "t.parquet", columns, batch_rows=1) as writer:
+        writer.write([{"name": "a", "extra": None, "n": None, "vector": None}])  # a row group of nulls only
+        writer.write([{"name": "b", "extra": {"k": [1, 2]}, "n": 7, "vector": np.ones(3, dtype=np.float32)}])
+        writer.write([{"name": "c", "extra": [], "vector": np.zeros(0, dtype=np.float32)}])  # empty list, missing n
+
+    frame = dataframe_from_parquet((tmp_path / "t.parquet").read_bytes())
+    assert writer.rows == 3 and frame["name"].tolist() == ["a", "b", "c"]
+    assert frame["extra"].tolist() == [None, {"k": [1, 2]}, []]
+    assert frame["n"].iloc[1] == 7 and frame["n"].isna().tolist() == [True, False, True]
+    assert frame["vector"].iloc[0] is None and frame["vector"].iloc[1].dtype == np.float32
+    assert len(frame["vector"].iloc[2]) == 0
+
+
+@pytest.mark.parametrize(("row", "column"), [
+    ({"extra": {"x": object()}}, "extra"),  # not JSON
+    ({"n": "seven"}, "n"),  # not an integer
+])  # fmt: skip
+def test_a_value_a_column_cannot_hold_is_refused_with_the_column_named(tmp_path, row, column):
+    writer = ParquetTableWriter(tmp_path / "t.parquet", {"extra": JSON, "n": pa.int64()})
+    writer.write([row])
+    with pytest.raises(TypeError, match=f"column '{column}'"):
+        writer.flush()
