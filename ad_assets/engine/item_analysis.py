@@ -172,7 +172,8 @@ class BrandAnalyser:
         self.cache_dir = cache_dir
         self.journal_dir = journal_dir
         self.progress = progress
-        self._items = asyncio.Semaphore(config.items_in_flight or items_to_fill(runner))
+        self.items_in_flight = config.items_in_flight or items_to_fill(runner)
+        self._items = asyncio.Semaphore(self.items_in_flight)
         self._decode = asyncio.Semaphore(config.decode_workers)
         self._copies: Counter[Path] = Counter()  # items using each local media copy right now
 
@@ -190,7 +191,7 @@ class BrandAnalyser:
         number of items in memory; the engine keeps nothing after ``sink``
         returns. Returns how many items were handed over.
         """
-        window = window or max(4 * self.config.items_in_flight, 16)
+        window = window or max(4 * self.items_in_flight, 16)
         pending: dict[int, asyncio.Task[ItemAnalysis]] = {}
         handed = 0
         try:
