@@ -180,8 +180,14 @@ class Settings:
         )
 
     def provider_for(self, method: str) -> str:
-        """The provider that serves ``method`` (``AD_ASSETS_AI_PROVIDER_<METHOD>`` overrides the default)."""
-        return self.ai_method_providers.get(method, self.ai_provider)
+        """The provider that serves ``method``: the AI library's rule (``AISettings.provider_for``) on these settings.
+
+        ``AD_ASSETS_AI_PROVIDER_<METHOD>`` overrides the default; a method the
+        default provider does not implement runs on ``local``.
+        """
+        return AISettings(default_provider=self.ai_provider, method_providers=self.ai_method_providers).provider_for(
+            method
+        )
 
     def media_store(self) -> "MediaStore":
         """A client of the media store these settings name (``storage_url``, AWS endpoint and region)."""

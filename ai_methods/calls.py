@@ -254,7 +254,12 @@ class MethodRunner:
         return get_method(name)
 
     def provider_for(self, method: str) -> str:
-        return self.settings.provider_for(method)
+        """The provider a call of ``method`` uses by configuration (see ``AISettings.provider_for``)."""
+        try:
+            supported = self.method(method).providers
+        except KeyError:  # UnknownMethodError: the call itself will say so
+            supported = None
+        return self.settings.provider_for(method, supported)
 
     def resolve_provider(self, method: AIMethod, provider: str | None = None) -> str:
         """The provider a call of ``method`` will use; ``ProviderUnavailableError`` if it cannot run there."""

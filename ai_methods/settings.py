@@ -2,7 +2,7 @@
 
 | variable | default | meaning |
 |---|---|---|
-| ``AD_ASSETS_AI_PROVIDER`` | ``local`` | provider for every method |
+| ``AD_ASSETS_AI_PROVIDER`` | ``local`` | provider for every method that runs on it (a method that does not, e.g. ``detect_faces`` under ``bedrock``, runs on ``local``) |
 | ``AD_ASSETS_AI_PROVIDER_<METHOD>`` | — | provider for one method, e.g. ``AD_ASSETS_AI_PROVIDER_CAPTION=bedrock`` |
 | ``AD_ASSETS_HOME`` | ``./.ad_assets`` | local state; the cache lives under it |
 | ``AD_ASSETS_AI_CACHE`` | ``on`` | ``off`` disables the result cache |
@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from ai_methods.errors import ConfigurationError
 
@@ -148,9 +148,25 @@ class AISettings:
         """The SQLite file of the result cache."""
         return self.cache_dir / "ai_results.sqlite"
 
-    def provider_for(self, method: str) -> str:
-        """The provider configured for ``method`` (its override, else the default)."""
-        return self.method_providers.get(method.lower(), self.default_provider)
+    def provider_for(self, method: str, supported: Sequence[str] | None = None) -> str:
+        """The provider that serves ``method``.
+
+        Its own override (``AD_ASSETS_AI_PROVIDER_<METHOD>``) wins, and is kept
+        even when the method cannot run there (an explicit choice fails loudly).
+        Otherwise the default, unless the method does not run on it: a method
+        only ``local`` implements (``detect_faces``, ``dominant_colors``) runs
+        locally under a remote default instead of failing on every item.
+        ``supported`` is the method's providers; ``None`` looks the method up in
+        the registry (an unknown name keeps the default).
+        """
+        override = self.method_providers.get(method.lower())
+        if override:
+            return override
+        if supported is None:
+            supported = _registered_providers(method)
+        if supported and self.default_provider not in supported and "local" in supported:
+            return "local"
+        return self.default_provider
 
     def timeout_for(self, provider: str) -> float:
         return self.timeouts_s.get(provider, _DEFAULT_TIMEOUT_S.get(provider, _REMOTE_TIMEOUT_S))
@@ -165,6 +181,16 @@ class AISettings:
     def rate_for(self, provider: str) -> float | None:
         """Requests per second allowed to ``provider``; ``None`` is unlimited."""
         return self.rates.get(provider)
+
+
+def _registered_providers(method: str) -> tuple[str, ...] | None:
+    from ai_methods.errors import UnknownMethodError
+    from ai_methods.registry import get_method
+
+    try:
+        return tuple(get_method(method).providers)
+    except UnknownMethodError:
+        return None
 
 
 def _check_provider(setting: str, provider: str) -> None:
