@@ -11,7 +11,6 @@ brand, a global cap), run retries, run monitoring and tick retention.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -19,17 +18,7 @@ import pytest
 from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.scheduler.instigation import TickStatus
 
-from resources.postgres import embedded_database_url, stop_embedded
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An embedded PostgreSQL for the module (Dagster's storage would live there)."""
-    data_dir = tmp_path_factory.mktemp("dagster-pg") / "data"
-    yield embedded_database_url(data_dir)
-    stop_embedded(data_dir)
 
 
 def _load(tmp_path: Path, source: Path) -> dg.DagsterInstance:
