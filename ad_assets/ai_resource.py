@@ -37,6 +37,20 @@ class AIMethodsResource(dg.ConfigurableResource):
         return MethodRunner(self.settings())
 
 
+def provider_pool(default_provider: str) -> str:
+    """The Dagster pool of the steps that call AI provider ``default_provider``: ``ai-<provider>``.
+
+    Dagster's pools bound how many steps of one pool execute at once across all
+    runs (``concurrency: pools:`` in ``dagster.yaml``, or ``dagster instance
+    concurrency set ai-bedrock N``). Each such step keeps at most
+    ``AD_ASSETS_AI_CONCURRENCY_<PROVIDER>`` requests in flight, so across all
+    runs the provider sees at most pool limit × that many. The pool is named
+    after the default provider: methods that only ``local`` implements run
+    on the step's own CPU and need no quota.
+    """
+    return f"ai-{default_provider}"
+
+
 def methods_code_version(methods: Iterable[str], provider_for: Callable[[str], str], engine_version: str) -> str:
     """A code version that changes when any method's version, or its provider, changes.
 

@@ -195,25 +195,47 @@ def wait_for_run(
     module docstring). ``on_wait(message)`` is told once when the run stays in
     the queue behind its brand's or the global limit.
     """
+    [outcome] = wait_for_runs(context, [run_id], on_wait=on_wait)
+    return outcome
+
+
+def wait_for_runs(
+    context: WorkspaceProcessContext,
+    run_ids: Iterable[str],
+    *,
+    on_wait: Callable[[str], None] | None = None,
+) -> list[RunOutcome]:
+    """Block until every submitted run of ``run_ids`` finishes; their outcomes, in that order.
+
+    Several runs submitted together are dequeued together, so they run side by
+    side as far as the queue's limits (and the pools of their steps) allow.
+    """
     instance = context.instance
+    pending = list(dict.fromkeys(run_ids))
     dequeuer = None
     if isinstance(instance.run_coordinator, dg.QueuedRunCoordinator) and not queue_daemon_running(instance):
-        dequeuer = _OwnRunsDequeuer([run_id])
-    told = False
+        dequeuer = _OwnRunsDequeuer(pending)
+    told: set[str] = set()
     with dequeuer or _null():
         while True:
-            current = instance.get_run_by_id(run_id)
-            if current is None:
-                raise RunSubmissionError(f"run {run_id} is not on the instance")
-            if current.status in FINISHED:
-                return run_outcome(instance, run_id)
-            if current.status == dg.DagsterRunStatus.QUEUED and dequeuer is not None:
-                dequeue_pass(context, dequeuer)
+            runs = {}
+            for run_id in pending:
                 current = instance.get_run_by_id(run_id)
-                if current.status == dg.DagsterRunStatus.QUEUED and on_wait and not told:
-                    told = True
-                    on_wait(f"run {run_id} waits in the run queue (its brand is busy or the global cap is reached)")
-            _fail_if_worker_died(instance, current)
+                if current is None:
+                    raise RunSubmissionError(f"run {run_id} is not on the instance")
+                runs[run_id] = current
+            if all(run.status in FINISHED for run in runs.values()):
+                return [run_outcome(instance, run_id) for run_id in pending]
+            if dequeuer is not None and any(run.status == dg.DagsterRunStatus.QUEUED for run in runs.values()):
+                dequeue_pass(context, dequeuer)
+                for run_id in pending:
+                    current = instance.get_run_by_id(run_id)
+                    if current.status == dg.DagsterRunStatus.QUEUED and on_wait and run_id not in told:
+                        told.add(run_id)
+                        on_wait(f"run {run_id} waits in the run queue (its brand is busy or the global cap is reached)")
+                    runs[run_id] = current
+            for run in runs.values():
+                _fail_if_worker_died(instance, run)
             time.sleep(POLL_INTERVAL_S)  # polling a run's status: Dagster has no blocking wait
 
 

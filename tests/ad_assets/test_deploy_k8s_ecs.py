@@ -83,14 +83,7 @@ def render_instance_yaml(values: Mapping[str, Any], namespace: str = "ad-assets"
         "run_storage": {"module": "dagster_postgres.run_storage", "class": "PostgresRunStorage", "config": pg_config},
         "event_log_storage": {"module": "dagster_postgres.event_log", "class": "PostgresEventLogStorage", "config": pg_config},
         "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": launcher},
-        "run_coordinator": {
-            "module": "dagster.core.run_coordinator",
-            "class": "QueuedRunCoordinator",
-            "config": {
-                "max_concurrent_runs": queued["maxConcurrentRuns"],
-                "tag_concurrency_limits": queued["tagConcurrencyLimits"],
-            },
-        },
+        "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"},
         "run_monitoring": {
             "enabled": monitoring["enabled"],
             "start_timeout_seconds": monitoring["startTimeoutSeconds"],
@@ -107,6 +100,9 @@ def render_instance_yaml(values: Mapping[str, Any], namespace: str = "ad-assets"
             "schedule": {"purge_after_days": values["retention"]["schedule"]["purgeAfterDays"]},
         },
     }
+    queue = {_snake(k): v for k, v in queued.items() if v not in (None, [], {})}
+    if queue:
+        rendered["run_coordinator"]["config"] = queue
     rendered.update(values.get("additionalInstanceConfig") or {})
     return rendered
 
@@ -188,12 +184,13 @@ def test_rendered_instance_queue_loads(tmp_path, monkeypatch, pg_url):
     home.mkdir()
     (home / "dagster.yaml").write_text(yaml.safe_dump(rendered))
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        queue = instance.run_coordinator.get_run_queue_config()
+        queue = instance.get_concurrency_config().run_queue_config  # what the queue daemon applies
         assert queue.max_concurrent_runs == 50
         assert queue.tag_concurrency_limits == [
             {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
         ]
         assert instance.run_retries_max_retries == 2 and instance.run_monitoring_enabled
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 6
 
 
 # ECS ---------------------------------------------------------------------------------------------
