@@ -29,8 +29,16 @@ class AIMethodsResource(dg.ConfigurableResource):
     cache_dir: str = Field(description="Directory of the durable result cache.")
 
     def settings(self) -> AISettings:
-        """The library's settings: the environment's, with this resource's fields on top."""
-        return ai_settings(self.default_provider, self.method_providers, Path(self.cache_dir))
+        """The library's settings: the environment's, with this resource's fields on top.
+
+        The result cache is shared through the platform's PostgreSQL when there
+        is one (see ``ad_assets.settings.ai_settings``); its URL stays out of
+        this resource's config, which the UI shows.
+        """
+        from ad_assets.settings import Settings
+
+        database_url = Settings.from_env().database_url
+        return ai_settings(self.default_provider, self.method_providers, Path(self.cache_dir), database_url)
 
     def runner(self) -> MethodRunner:
         """A fresh call path for one run (use as ``async with``)."""

@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
-from ai_methods.cache import CacheKey, ResultCache
+from ai_methods.cache import CacheKey, PostgresResultCache, ResultCache, open_result_cache
 from ai_methods.errors import (
     AIMethodError,
     InternalMethodError,
@@ -199,8 +199,8 @@ class MethodRunner:
         self.settings = settings or AISettings()
         self._owns_cache = cache is _FROM_SETTINGS
         if self._owns_cache:
-            cache = ResultCache(self.settings.cache_path) if self.settings.cache_enabled else None
-        self.cache: ResultCache | None = cache
+            cache = open_result_cache(self.settings.cache_url, self.settings.cache_path) if self.settings.cache_enabled else None
+        self.cache: ResultCache | PostgresResultCache | None = cache
         self._backends: dict[str, Any] = dict(clients or {})
         self._owned_clients: list[Any] = []
         if local is not None:

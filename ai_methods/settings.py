@@ -7,6 +7,7 @@
 | ``AD_ASSETS_HOME`` | ``./.ad_assets`` | local state; the cache lives under it |
 | ``AD_ASSETS_AI_CACHE`` | ``on`` | ``off`` disables the result cache |
 | ``AD_ASSETS_AI_CACHE_DIR`` | ``$AD_ASSETS_HOME/cache`` | directory of ``ai_results.sqlite`` |
+| ``AD_ASSETS_AI_CACHE_URL`` | — | ``postgresql://…``: the cache is the table ``ai_results`` there, shared by every machine (instead of the SQLite file) |
 | ``AD_ASSETS_AI_PRICES`` | — | JSON file overriding the price table (see ``ai_methods.pricing``) |
 | ``AD_ASSETS_AI_TIMEOUT_S[_<PROVIDER>]`` | local 600, fake 60, remote 120 | per-call timeout (local: not retried) |
 | ``AD_ASSETS_AI_CONCURRENCY[_<PROVIDER>]`` | local = CPU count, fake 64, remote 8 | calls in flight per provider |
@@ -77,6 +78,7 @@ class AISettings:
     method_providers: Mapping[str, str] = field(default_factory=dict)
     cache_enabled: bool = True
     cache_dir: Path = Path(".ad_assets/cache")
+    cache_url: str | None = None
     prices_path: Path | None = None
     timeouts_s: Mapping[str, float] = field(default_factory=dict)
     concurrency: Mapping[str, int] = field(default_factory=dict)
@@ -105,6 +107,11 @@ class AISettings:
         cache_flag = env.get("AD_ASSETS_AI_CACHE", "on").strip().lower() or "on"
         if cache_flag not in ("on", "off", "1", "0", "true", "false"):
             raise ConfigurationError(f"AD_ASSETS_AI_CACHE={cache_flag!r} must be 'on' or 'off'")
+        cache_url = env.get("AD_ASSETS_AI_CACHE_URL", "").strip() or None
+        if cache_url and not cache_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigurationError(
+                f"AD_ASSETS_AI_CACHE_URL={cache_url!r} must be a PostgreSQL URL (postgresql://user:pass@host:5432/db)"
+            )
         prices = env.get("AD_ASSETS_AI_PRICES", "").strip()
 
         timeouts: dict[str, float] = {}
@@ -133,6 +140,7 @@ class AISettings:
             method_providers=method_providers,
             cache_enabled=cache_flag in ("on", "1", "true"),
             cache_dir=cache_dir,
+            cache_url=cache_url,
             prices_path=Path(prices).expanduser() if prices else None,
             timeouts_s=timeouts,
             concurrency=concurrency,
