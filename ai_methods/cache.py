@@ -25,21 +25,29 @@ from ai_methods.usage import Usage
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS results (
-    method      TEXT NOT NULL,
-    version     TEXT NOT NULL,
-    provider    TEXT NOT NULL,
-    model       TEXT NOT NULL,
-    input_hash  TEXT NOT NULL,
-    output      TEXT NOT NULL,
-    usage       TEXT NOT NULL,
-    cost_usd    REAL NOT NULL,
-    result_model TEXT NOT NULL,
-    created_at  REAL NOT NULL,
-    PRIMARY KEY (method, version, provider, model, input_hash)
-) WITHOUT ROWID
-"""
+# (column, SQLite type, PostgreSQL type); the first five are the key.
+_COLUMNS = (
+    ("method", "TEXT", "TEXT"),
+    ("version", "TEXT", "TEXT"),
+    ("provider", "TEXT", "TEXT"),
+    ("model", "TEXT", "TEXT"),
+    ("input_hash", "TEXT", "TEXT"),
+    ("output", "TEXT", "TEXT"),
+    ("usage", "TEXT", "TEXT"),
+    ("cost_usd", "REAL", "DOUBLE PRECISION"),
+    ("result_model", "TEXT", "TEXT"),
+    ("created_at", "REAL", "DOUBLE PRECISION"),
+)
+_KEY_COLUMNS = ", ".join(name for name, _, _ in _COLUMNS[:5])
+
+
+def _schema(table: str, dialect: int, suffix: str = "") -> str:
+    columns = ",\n".join(f"    {column[0]} {column[dialect]} NOT NULL" for column in _COLUMNS)
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n{columns},\n    PRIMARY KEY ({_KEY_COLUMNS})\n){suffix}"
+
+
+_SCHEMA = _schema("results", 1, " WITHOUT ROWID")
+_PG_SCHEMA = _schema("ai_results", 2)
 
 
 @dataclass(frozen=True)
@@ -155,21 +163,6 @@ class ResultCache(_Counters):
             self._conn.close()
 
 
-_PG_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ai_results (
-    method       TEXT NOT NULL,
-    version      TEXT NOT NULL,
-    provider     TEXT NOT NULL,
-    model        TEXT NOT NULL,
-    input_hash   TEXT NOT NULL,
-    output       TEXT NOT NULL,
-    usage        TEXT NOT NULL,
-    cost_usd     DOUBLE PRECISION NOT NULL,
-    result_model TEXT NOT NULL,
-    created_at   DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (method, version, provider, model, input_hash)
-)
-"""
 _PG_KEY = "method=%s AND version=%s AND provider=%s AND model=%s AND input_hash=%s"
 
 
@@ -238,7 +231,7 @@ class PostgresResultCache(_Counters):
             try:
                 self._connection().execute(
                     "INSERT INTO ai_results VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-                    " ON CONFLICT (method, version, provider, model, input_hash) DO UPDATE SET"
+                    f" ON CONFLICT ({_KEY_COLUMNS}) DO UPDATE SET"
                     " output=EXCLUDED.output, usage=EXCLUDED.usage, cost_usd=EXCLUDED.cost_usd,"
                     " result_model=EXCLUDED.result_model, created_at=EXCLUDED.created_at",
                     _payload(key, output, usage, cost_usd, model),

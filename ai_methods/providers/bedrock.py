@@ -581,17 +581,13 @@ class BedrockClient(ModelClient):
         """The job ``job`` if an earlier attempt started it, else ``None``."""
         transcribe = self.transcribe_client
         try:
-            response = await self._in_thread(lambda: transcribe.get_transcription_job(TranscriptionJobName=job))
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            if error.get("Code") == "BadRequestException" and "found" in str(error.get("Message", "")).lower():
+            response = await self._call(
+                lambda: transcribe.get_transcription_job(TranscriptionJobName=job), what=f"looking up Transcribe job {job}"
+            )
+        except AIMethodError as exc:
+            if _aws_code(exc) == "BadRequestException" and "found" in str(exc).lower():
                 return None  # "The requested job couldn't be found": never started
-            raise map_aws_error(exc, what=f"looking up Transcribe job {job}") from exc
-        except Exception as exc:  # noqa: BLE001 - every failure leaves as a typed error
-            mapped = map_aws_error(exc, what=f"looking up Transcribe job {job}")
-            if mapped is exc:
-                raise
-            raise mapped from exc
+            raise
         return response.get("TranscriptionJob") or {}
 
     async def _start_job(self, job: str, request: dict[str, Any], bucket: str, audio_key: str, audio_wav: bytes) -> None:
@@ -603,16 +599,11 @@ class BedrockClient(ModelClient):
             setting="AD_ASSETS_TRANSCRIBE_BUCKET",
         )
         try:
-            await self._in_thread(lambda: transcribe.start_transcription_job(**request))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConflictException":
-                return  # another attempt (a retry, another worker) started this very job: wait for it
-            raise map_aws_error(exc, what=f"starting Transcribe job {job}") from exc
-        except Exception as exc:  # noqa: BLE001 - every failure leaves as a typed error
-            mapped = map_aws_error(exc, what=f"starting Transcribe job {job}")
-            if mapped is exc:
+            await self._call(lambda: transcribe.start_transcription_job(**request), what=f"starting Transcribe job {job}")
+        except AIMethodError as exc:
+            if _aws_code(exc) != "ConflictException":
                 raise
-            raise mapped from exc
+            # Another attempt (a retry, another worker) started this very job: wait for it.
 
     async def _exists(self, bucket: str, key: str) -> bool:
         s3 = self.s3_client
@@ -690,6 +681,12 @@ def transcribe_job_name(audio_wav: bytes, request: Mapping[str, Any]) -> str:
     digest = hashlib.sha256(audio_wav)
     digest.update(json.dumps(dict(request), sort_keys=True, default=str).encode())
     return f"ad-assets-{digest.hexdigest()[:40]}"
+
+
+def _aws_code(exc: BaseException) -> str:
+    """The AWS error code behind a typed error (``map_aws_error`` keeps the ``ClientError`` as the cause)."""
+    cause = exc.__cause__
+    return str(cause.response.get("Error", {}).get("Code", "")) if isinstance(cause, ClientError) else ""
 
 
 class _JobStillRunning(TransientProviderError):
