@@ -30,12 +30,34 @@ class AIMethodsResource(dg.ConfigurableResource):
     cache_dir: str = Field(description="Directory of the durable result cache.")
 
     def settings(self) -> AISettings:
-        """The library's settings: the environment's, with this resource's fields on top."""
-        return ai_settings(self.default_provider, self.method_providers, Path(self.cache_dir))
+        """The library's settings: the environment's, with this resource's fields on top.
+
+        The result cache is shared through the platform's PostgreSQL when there
+        is one (see ``ad_assets.settings.ai_settings``); its URL stays out of
+        this resource's config, which the UI shows.
+        """
+        from ad_assets.settings import Settings
+
+        database_url = Settings.from_env().database_url
+        return ai_settings(self.default_provider, self.method_providers, Path(self.cache_dir), database_url)
 
     def runner(self) -> MethodRunner:
         """A fresh call path for one run (use as ``async with``)."""
         return MethodRunner(self.settings())
+
+
+def provider_pool(default_provider: str) -> str:
+    """The Dagster pool of the steps that call AI provider ``default_provider``: ``ai-<provider>``.
+
+    Dagster's pools bound how many steps of one pool execute at once across all
+    runs (``concurrency: pools:`` in ``dagster.yaml``, or ``dagster instance
+    concurrency set ai-bedrock N``). Each such step keeps at most
+    ``AD_ASSETS_AI_CONCURRENCY_<PROVIDER>`` requests in flight, so across all
+    runs the provider sees at most pool limit × that many. The pool is named
+    after the default provider: methods that only ``local`` implements run
+    on the step's own CPU and need no quota.
+    """
+    return f"ai-{default_provider}"
 
 
 def methods_code_version(methods: Iterable[str], provider_for: Callable[[str], str], engine_version: str) -> str:

@@ -19,8 +19,9 @@ queued run).
   run per brand through the run queue: one run per brand at a time, the
   global cap, run retries. It appears on the UI's Backfills page.
 - ``in-process``: for a machine with no daemon, each brand's ``ingest_brand`` run
-  is executed here, one after another (as ``ad-assets ingest`` does), tagged
-  ``ad_assets/backfill=<id>`` so the runs can be filtered together in the UI.
+  is created with the code location's origin (re-executable from the UI) and
+  executed here, one after another, tagged ``ad_assets/backfill=<id>`` so the
+  runs can be filtered together in the UI.
 
 ``auto`` submits when the backfill daemon has sent a heartbeat in the last
 minute, and runs in-process otherwise, so the command always makes progress.
@@ -37,7 +38,7 @@ import dagster as dg
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContext
 
-from ad_assets.jobs import INGEST_JOB, console_run_config, step_errors
+from ad_assets.jobs import INGEST_JOB, console_run_config
 from ad_assets.partitions import BRANDS
 
 BACKFILL_TAG = "ad_assets/backfill"
@@ -247,24 +248,37 @@ def run_in_process(
     on_done: Callable[[int, int, BrandRun], None] | None = None,
     log_level: str = "WARNING",
 ) -> list[BrandRun]:
-    """Run the plan's assets for each selected brand, here and one at a time; ``on_done(i, n, run)`` after each."""
+    """Run the plan's assets for each selected brand, here and one at a time; ``on_done(i, n, run)`` after each.
+
+    Each run is created with the code location's origin (``instance_runs``), so
+    the UI lists it on the job page and can re-execute it, but it executes in
+    this process with ``defs`` (the definitions this process resolved the plan
+    with), outside the run queue: that is what ``in-process`` means.
+    """
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.api import execute_run
+
+    from ad_assets.instance_runs import code_location, create_brand_run, run_outcome
+
     backfill_id = backfill_id or f"local-{uuid.uuid4().hex[:8]}"
-    job = defs.resolve_job_def(INGEST_JOB)
+    job = InMemoryJob(defs.resolve_job_def(INGEST_JOB))
     run_config = console_run_config(log_level)
     runs = []
-    for index, brand in enumerate(plan.selected, start=1):
-        started = time.perf_counter()
-        result = job.execute_in_process(
-            partition_key=brand,
-            instance=instance,
-            raise_on_error=False,
-            run_config=run_config,
-            tags={BACKFILL_TAG: backfill_id, "ad_assets/source": "backfill"},
-            asset_selection=list(plan.asset_keys),
-        )
-        elapsed_s = round(time.perf_counter() - started, 2)
-        run = BrandRun(brand, result.run_id, result.success, elapsed_s, tuple(step_errors(result)))
-        runs.append(run)
-        if on_done:
-            on_done(index, len(plan.selected), run)
+    with code_location(instance) as context:
+        for index, brand in enumerate(plan.selected, start=1):
+            started = time.perf_counter()
+            created = create_brand_run(
+                context,
+                brand,
+                tags={BACKFILL_TAG: backfill_id, "ad_assets/source": "backfill"},
+                asset_selection=list(plan.asset_keys),
+                run_config=run_config,
+            )
+            execute_run(job, created, instance)
+            outcome = run_outcome(instance, created.run_id)
+            elapsed_s = round(time.perf_counter() - started, 2)
+            run = BrandRun(brand, outcome.run_id, outcome.success, elapsed_s, tuple(outcome.errors))
+            runs.append(run)
+            if on_done:
+                on_done(index, len(plan.selected), run)
     return runs

@@ -1,20 +1,24 @@
-"""Ingest one brand through the local Dagster instance: register, then materialise.
+"""Ingest one brand through the local Dagster instance: register, then run it.
 
-The CLI (``ad-assets ingest``) and the demo call ``ingest_brand``; the run is
-recorded on the instance, so it shows in the Dagster UI.
+The CLI (``ad-assets ingest``) and the demo call ``ingest_brand``; the run is a
+first-class run of the code location (job page, timeline, re-execution, the run
+queue), awaited here.
 """
 
 from __future__ import annotations
 
+import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+from dagster._core.workspace.context import WorkspaceProcessContext
 
 from ad_assets.brand_manifest import Registration, register_brand
-from ad_assets.definitions import build_definitions
 from ad_assets.instance import ensure_brand_partition
-from ad_assets.jobs import INGEST_JOB, console_run_config, step_errors
+from ad_assets.instance_runs import code_location, create_brand_run, submit_and_wait
+from ad_assets.jobs import console_run_config
 from ad_assets.settings import Settings
 
 
@@ -55,13 +59,6 @@ class IngestResult:
         }
 
 
-def _plain(value: Any) -> Any:
-    inner = getattr(value, "value", value)
-    if isinstance(inner, (str, int, float, bool, dict, list)) or inner is None:
-        return inner
-    return None  # tables and paths stay in the UI
-
-
 def ingest_brand(
     settings: Settings,
     instance: dg.DagsterInstance,
@@ -72,31 +69,33 @@ def ingest_brand(
     request_id: str | None = None,
     log_level: str = "INFO",
     mode: str = "add",
+    context: WorkspaceProcessContext | None = None,
 ) -> IngestResult:
-    """Register ``urls`` for ``brand`` and materialise the brand's assets on ``instance``.
+    """Register ``urls`` for ``brand`` and run the brand's assets as a first-class run on ``instance``.
 
     ``mode`` is ``add`` (the URLs join the brand's list) or ``replace`` (they
     become it). A person re-running the same command means it again, so the
     request is re-applied when other requests came after it (``reapply``).
+    The run is submitted through the code location of ``workspace.yaml`` and
+    the run queue, and awaited (``ad_assets.instance_runs``); it executes with
+    the settings of this process's environment, as any launched run does.
+    ``context`` is an open :func:`code_location` to reuse (the demo ingests
+    several brands through one code server); without it one is opened here.
     """
     registration = register_brand(
         settings.media_store(), brand, urls, request_id=request_id, source=source, mode=mode, reapply=True
     )
     ensure_brand_partition(instance, brand)
-    job = build_definitions(settings).resolve_job_def(INGEST_JOB)
-    result = job.execute_in_process(
-        partition_key=brand, instance=instance, raise_on_error=False, run_config=console_run_config(log_level)
-    )
-    metadata: dict[str, dict[str, Any]] = {}
-    for event in result.all_events:
-        if event.is_step_materialization:
-            mat = event.step_materialization_data.materialization
-            metadata[mat.asset_key.to_user_string()] = {k: _plain(v) for k, v in mat.metadata.items()}
+    with code_location(instance) if context is None else nullcontext(context) as workspace:
+        run = create_brand_run(
+            workspace, brand, tags={"ad_assets/source": source}, run_config=console_run_config(log_level)
+        )
+        outcome = submit_and_wait(workspace, run, on_wait=lambda message: print(message, file=sys.stderr))
     return IngestResult(
         brand=brand,
-        run_id=result.run_id,
-        success=result.success,
+        run_id=outcome.run_id,
+        success=outcome.success,
         registration=registration,
-        metadata=metadata,
-        errors=step_errors(result),
+        metadata=outcome.metadata,
+        errors=outcome.errors,
     )

@@ -36,13 +36,25 @@ DEFAULT_USER_AGENT = "ad-assets/0.1"
 _METHOD_PROVIDER_PREFIX = "AD_ASSETS_AI_PROVIDER_"
 
 
-def ai_settings(default_provider: str, method_providers: Mapping[str, str], cache_dir: Path) -> AISettings:
-    """The AI library's settings from the environment, with the platform's provider choice and cache on top."""
+def ai_settings(
+    default_provider: str, method_providers: Mapping[str, str], cache_dir: Path, database_url: str | None = None
+) -> AISettings:
+    """The AI library's settings from the environment, with the platform's provider choice and cache on top.
+
+    The result cache is shared through PostgreSQL when the platform has a
+    database server of its own: ``AD_ASSETS_AI_CACHE_URL``, else
+    ``AD_ASSETS_DATABASE_URL`` (the catalog's database gets the table
+    ``ai_results``), so a brand resumed on another machine pays no call twice.
+    Without either (the embedded database is per machine) it is the SQLite file
+    under ``cache_dir``.
+    """
+    from_env = AISettings.from_env()
     return dataclasses.replace(
-        AISettings.from_env(),
+        from_env,
         default_provider=default_provider,
         method_providers=dict(method_providers),
         cache_dir=cache_dir,
+        cache_url=from_env.cache_url or database_url,
     )
 
 
@@ -180,8 +192,14 @@ class Settings:
         )
 
     def provider_for(self, method: str) -> str:
-        """The provider that serves ``method`` (``AD_ASSETS_AI_PROVIDER_<METHOD>`` overrides the default)."""
-        return self.ai_method_providers.get(method, self.ai_provider)
+        """The provider that serves ``method``: the AI library's rule (``AISettings.provider_for``) on these settings.
+
+        ``AD_ASSETS_AI_PROVIDER_<METHOD>`` overrides the default; a method the
+        default provider does not implement runs on ``local``.
+        """
+        return AISettings(default_provider=self.ai_provider, method_providers=self.ai_method_providers).provider_for(
+            method
+        )
 
     def media_store(self) -> "MediaStore":
         """A client of the media store these settings name (``storage_url``, AWS endpoint and region)."""
@@ -191,7 +209,7 @@ class Settings:
 
     def ai_settings(self) -> AISettings:
         """The AI methods library's settings for this platform configuration."""
-        return ai_settings(self.ai_provider, self.ai_method_providers, self.ai_cache_dir)
+        return ai_settings(self.ai_provider, self.ai_method_providers, self.ai_cache_dir, self.database_url)
 
     @property
     def ai_cache_dir(self) -> Path:

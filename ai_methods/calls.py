@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 
-from ai_methods.cache import CacheKey, ResultCache
+from ai_methods.cache import CacheKey, PostgresResultCache, ResultCache, open_result_cache
 from ai_methods.errors import (
     AIMethodError,
     InternalMethodError,
@@ -200,8 +200,8 @@ class MethodRunner:
         self.settings = settings or AISettings()
         self._owns_cache = cache is _FROM_SETTINGS
         if self._owns_cache:
-            cache = ResultCache(self.settings.cache_path) if self.settings.cache_enabled else None
-        self.cache: ResultCache | None = cache
+            cache = open_result_cache(self.settings.cache_url, self.settings.cache_path) if self.settings.cache_enabled else None
+        self.cache: ResultCache | PostgresResultCache | None = cache
         self._backends: dict[str, Any] = dict(clients or {})
         self._owned_clients: list[Any] = []
         if local is not None:
@@ -255,7 +255,12 @@ class MethodRunner:
         return get_method(name)
 
     def provider_for(self, method: str) -> str:
-        return self.settings.provider_for(method)
+        """The provider a call of ``method`` uses by configuration (see ``AISettings.provider_for``)."""
+        try:
+            supported = self.method(method).providers
+        except KeyError:  # UnknownMethodError: the call itself will say so
+            supported = None
+        return self.settings.provider_for(method, supported)
 
     def resolve_provider(self, method: AIMethod, provider: str | None = None) -> str:
         """The provider a call of ``method`` will use; ``ProviderUnavailableError`` if it cannot run there."""

@@ -2,11 +2,12 @@
 
 | variable | default | meaning |
 |---|---|---|
-| ``AD_ASSETS_AI_PROVIDER`` | ``local`` | provider for every method |
+| ``AD_ASSETS_AI_PROVIDER`` | ``local`` | provider for every method that runs on it (a method that does not, e.g. ``detect_faces`` under ``bedrock``, runs on ``local``) |
 | ``AD_ASSETS_AI_PROVIDER_<METHOD>`` | — | provider for one method, e.g. ``AD_ASSETS_AI_PROVIDER_CAPTION=bedrock`` |
 | ``AD_ASSETS_HOME`` | ``./.ad_assets`` | local state; the cache lives under it |
 | ``AD_ASSETS_AI_CACHE`` | ``on`` | ``off`` disables the result cache |
 | ``AD_ASSETS_AI_CACHE_DIR`` | ``$AD_ASSETS_HOME/cache`` | directory of ``ai_results.sqlite`` |
+| ``AD_ASSETS_AI_CACHE_URL`` | — | ``postgresql://…``: the cache is the table ``ai_results`` there, shared by every machine (instead of the SQLite file) |
 | ``AD_ASSETS_AI_PRICES`` | — | JSON file overriding the price table (see ``ai_methods.pricing``) |
 | ``AD_ASSETS_AI_TIMEOUT_S[_<PROVIDER>]`` | local 600, fake 60, remote 120 | per-call timeout (local: not retried) |
 | ``AD_ASSETS_AI_CONCURRENCY[_<PROVIDER>]`` | local = CPU count, fake 64, remote 8 | calls in flight per provider |
@@ -24,7 +25,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from ai_methods.errors import ConfigurationError
 
@@ -78,6 +79,7 @@ class AISettings:
     method_providers: Mapping[str, str] = field(default_factory=dict)
     cache_enabled: bool = True
     cache_dir: Path = Path(".ad_assets/cache")
+    cache_url: str | None = None
     prices_path: Path | None = None
     timeouts_s: Mapping[str, float] = field(default_factory=dict)
     concurrency: Mapping[str, int] = field(default_factory=dict)
@@ -106,6 +108,11 @@ class AISettings:
         cache_flag = env.get("AD_ASSETS_AI_CACHE", "on").strip().lower() or "on"
         if cache_flag not in ("on", "off", "1", "0", "true", "false"):
             raise ConfigurationError(f"AD_ASSETS_AI_CACHE={cache_flag!r} must be 'on' or 'off'")
+        cache_url = env.get("AD_ASSETS_AI_CACHE_URL", "").strip() or None
+        if cache_url and not cache_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigurationError(
+                f"AD_ASSETS_AI_CACHE_URL={cache_url!r} must be a PostgreSQL URL (postgresql://user:pass@host:5432/db)"
+            )
         prices = env.get("AD_ASSETS_AI_PRICES", "").strip()
 
         timeouts: dict[str, float] = {}
@@ -134,6 +141,7 @@ class AISettings:
             method_providers=method_providers,
             cache_enabled=cache_flag in ("on", "1", "true"),
             cache_dir=cache_dir,
+            cache_url=cache_url,
             prices_path=Path(prices).expanduser() if prices else None,
             timeouts_s=timeouts,
             concurrency=concurrency,
@@ -149,9 +157,25 @@ class AISettings:
         """The SQLite file of the result cache."""
         return self.cache_dir / "ai_results.sqlite"
 
-    def provider_for(self, method: str) -> str:
-        """The provider configured for ``method`` (its override, else the default)."""
-        return self.method_providers.get(method.lower(), self.default_provider)
+    def provider_for(self, method: str, supported: Sequence[str] | None = None) -> str:
+        """The provider that serves ``method``.
+
+        Its own override (``AD_ASSETS_AI_PROVIDER_<METHOD>``) wins, and is kept
+        even when the method cannot run there (an explicit choice fails loudly).
+        Otherwise the default, unless the method does not run on it: a method
+        only ``local`` implements (``detect_faces``, ``dominant_colors``) runs
+        locally under a remote default instead of failing on every item.
+        ``supported`` is the method's providers; ``None`` looks the method up in
+        the registry (an unknown name keeps the default).
+        """
+        override = self.method_providers.get(method.lower())
+        if override:
+            return override
+        if supported is None:
+            supported = _registered_providers(method)
+        if supported and self.default_provider not in supported and "local" in supported:
+            return "local"
+        return self.default_provider
 
     def timeout_for(self, provider: str) -> float:
         return self.timeouts_s.get(provider, _DEFAULT_TIMEOUT_S.get(provider, _REMOTE_TIMEOUT_S))
@@ -166,6 +190,16 @@ class AISettings:
     def rate_for(self, provider: str) -> float | None:
         """Requests per second allowed to ``provider``; ``None`` is unlimited."""
         return self.rates.get(provider)
+
+
+def _registered_providers(method: str) -> tuple[str, ...] | None:
+    from ai_methods.errors import UnknownMethodError
+    from ai_methods.registry import get_method
+
+    try:
+        return tuple(get_method(method).providers)
+    except UnknownMethodError:
+        return None
 
 
 def _check_provider(setting: str, provider: str) -> None:

@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from ad_assets.ai_resource import AIMethodsResource, methods_code_version
+from ad_assets.ai_resource import AIMethodsResource, methods_code_version, provider_pool
 from ad_assets.engine.analysis_sink import AnalysisSink
 from ad_assets.engine.item_analysis import (
     ANALYSIS_METHODS,
@@ -108,6 +108,8 @@ def analysis_assets(settings: Settings) -> dg.AssetsDefinition:
             )
         ],
         ins={"raw_media": dg.AssetIn()},
+        # The provider's quota across all runs (see provider_pool).
+        pool=provider_pool(settings.ai_provider),
     )
     def media_analysis(
         context: dg.AssetExecutionContext,

@@ -5,7 +5,7 @@ import asyncio
 import dagster as dg
 import pandas as pd
 
-from ad_assets.ai_resource import AIMethodsResource, methods_code_version
+from ad_assets.ai_resource import AIMethodsResource, methods_code_version, provider_pool
 from ad_assets.engine.brand_set import item_vectors, near_duplicate_groups, outliers, summary_inputs
 from ad_assets.partitions import brands_partitions
 from ad_assets.settings import Settings
@@ -24,6 +24,7 @@ def brand_summary_asset(settings: Settings) -> dg.AssetsDefinition:
         kinds={"python"},
         code_version=methods_code_version(("summarize_brand",), settings.provider_for, SUMMARY_ENGINE_VERSION),
         automation_condition=dg.AutomationCondition.eager(),
+        pool=provider_pool(settings.ai_provider),
     )
     def brand_summary(
         context: dg.AssetExecutionContext,

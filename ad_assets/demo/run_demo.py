@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from ad_assets.demo.sample_site import build_sample_site, serve_sample_site
@@ -68,22 +69,26 @@ def run_demo(*, json_output: bool = False, out=None) -> int:
     from ad_assets.cli import print_ingest_summary
     from ad_assets.ingest import ingest_brand
     from ad_assets.instance import local_instance
+    from ad_assets.instance_runs import code_location
 
     settings = Settings.from_env()
     site_root = settings.home / "demo" / "site"
     print(f"building sample ads under {site_root}…", file=sys.stderr)
     brands = build_sample_site(site_root)
     ok = True
-    with serve_sample_site(site_root) as base_url:
+    with ExitStack() as stack:
+        base_url = stack.enter_context(serve_sample_site(site_root))
         _allow(base_url)
         settings = Settings.from_env()  # now with the loopback server allowed
         instance = local_instance(settings)
         print(f"serving them on {base_url} (allowed through AD_ASSETS_ALLOW_HOSTS)", file=sys.stderr)
+        # One code server for both brands; it starts after the loopback host is allowed, so its runs see it.
+        workspace = stack.enter_context(code_location(instance))
         for sample in brands:
             urls = [base_url + path for path in sample.paths] + [UNREACHABLE_URL, "ftp://example.com/ad.png"]
             print(f"\ningesting {sample.brand} ({len(urls)} URLs)…", file=sys.stderr)
             # replace: each run serves on a new port, so the list is this run's, not the union of every run's
-            result = ingest_brand(settings, instance, sample.brand, urls, source="demo", mode="replace")
+            result = ingest_brand(settings, instance, sample.brand, urls, source="demo", mode="replace", context=workspace)
             ok = ok and result.success
             if json_output:
                 print(json.dumps(result.as_json(), default=str), file=out)

@@ -15,7 +15,10 @@ Explicit Python with the conditionals in plain sight:
 All items are in flight together; the ``MethodRunner`` bounds calls per
 provider, a semaphore bounds items being decoded, and each finished step is
 appended to the item's journal, so a re-run repeats only unfinished steps and
-completed AI calls are not paid again.
+completed AI calls are not paid again. The journal reaches the store every
+``journal_sync_steps`` steps while the item is in progress (and when it is
+done), so another machine resuming the brand loses at most that many steps
+of it; their AI results are in the shared result cache anyway.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from ad_assets.engine.item_journal import ItemJournal
 from ad_assets.engine.video_frames import (
@@ -58,6 +61,9 @@ class AnalysisConfig:
     items_in_flight: int | None = None  # None: items_to_fill(runner), enough to keep every provider busy
     decode_workers: int = 2
     frame_max_side: int = 1024
+    # Steps between copies of an in-progress journal to the store: the most a
+    # machine lost mid-item costs whoever resumes it (one PUT per this many AI calls).
+    journal_sync_steps: int = 4
 
 
 @dataclass
@@ -128,8 +134,17 @@ def text_for_embedding(unit: UnitAnalysis) -> str:
 class _ItemRun:
     """One item's steps: journal lookups, calls, failures."""
 
-    def __init__(self, runner: MethodRunner, journal: ItemJournal, item: ItemAnalysis) -> None:
+    def __init__(
+        self,
+        runner: MethodRunner,
+        journal: ItemJournal,
+        item: ItemAnalysis,
+        sync: Callable[[], Awaitable[None]] | None = None,
+        sync_every: int = 0,
+    ) -> None:
         self.runner, self.journal, self.item = runner, journal, item
+        self.sync, self.sync_every = sync, sync_every
+        self._syncing = asyncio.Lock()  # one copy at a time: an older snapshot must not land after a newer one
 
     async def step(self, key: str, method: str, **inputs: Any) -> dict[str, Any] | None:
         """Run ``method`` unless the journal already holds this step for the same version, provider and input."""
@@ -152,6 +167,10 @@ class _ItemRun:
             self.item.failures.append({"method": method, "step": key, "cause": type(exc).__name__, "detail": str(exc)})
             return None
         self.journal.record(key, result)
+        if self.sync is not None and self.sync_every and self.journal.unsynced >= self.sync_every:
+            if not self._syncing.locked():  # a copy under way will be followed by the next one
+                async with self._syncing:
+                    await self.sync()
         return result
 
 
@@ -218,7 +237,10 @@ class BrandAnalyser:
             try:
                 path = await self._local_copy(item.storage_key)
                 journal = await self._journal(item.sha256)
-                run = _ItemRun(self.runner, journal, item)
+                run = _ItemRun(
+                    self.runner, journal, item, lambda: self._keep_journal(journal, item, in_progress=True),
+                    self.config.journal_sync_steps,
+                )
                 if item.media_type == "audio":
                     await self._transcribe(run, path)
                 elif item.media_type == "image" and not row.get("animated"):
@@ -371,12 +393,21 @@ class BrandAnalyser:
                 await self.store.get_to_file(key, path)
         return ItemJournal(path)
 
-    async def _keep_journal(self, journal: ItemJournal, item: ItemAnalysis) -> None:
+    async def _keep_journal(self, journal: ItemJournal, item: ItemAnalysis, *, in_progress: bool = False) -> None:
+        """Copy the item's journal (in progress or finished) to the store, where any machine resumes from it.
+
+        A failed copy in progress is retried at the next sync (the journal only
+        grows); a failed final copy becomes the item's note.
+        """
         if not journal.path.exists():
             return
         try:
+            synced = journal.unsynced
             await self.store.put_file(journal_store_key(item.sha256), journal.path, content_type="application/x-ndjson")
+            journal.mark_synced(synced)
         except StoreError as exc:
+            if in_progress:
+                return
             # The item's results are complete: this is a note, not a failure. The local
             # journal stays, and the next run of any brand holding this item copies it.
             item.notes.append(f"journal not copied to the store: {exc}")

@@ -3,8 +3,9 @@
 While an item passes the AI steps, every finished step is appended and synced
 to the item's own file. A killed process loses at most the step in flight (a torn last
 line is ignored on reading); a re-run reads the journal and repeats only what
-is missing. When the item is done the journal is copied to the store beside
-the media.
+is missing. The caller copies the journal to the store beside the media while
+the item is in progress (``unsynced`` counts the steps not copied yet) and
+when it is done.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class ItemJournal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.unsynced = 0  # steps recorded here since the last copy to the store
         self._done: dict[str, dict[str, Any]] = {}
         if path.exists():
             self._done = self._read(path)
@@ -75,3 +77,8 @@ class ItemJournal:
             handle.write(line)
             handle.flush()
         self._done[step] = result
+        self.unsynced += 1
+
+    def mark_synced(self, steps: int) -> None:
+        """``steps`` of the unsynced records reached the store (others may have been recorded meanwhile)."""
+        self.unsynced = max(0, self.unsynced - steps)

@@ -11,7 +11,9 @@ botocore failure is translated into the ``ai_methods.errors`` family by
 Transcribe has no synchronous API for a clip in memory: the WAV is uploaded to
 ``AD_ASSETS_TRANSCRIBE_BUCKET``, a batch job is started and polled, the
 transcript JSON Transcribe writes back to the same bucket is read, and both
-objects are deleted.
+objects are deleted. The job's name is derived from the audio and the request,
+so a retry (after a timeout, a lost connection, a killed worker) finds the job
+already started and waits for it instead of paying for a second one.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -535,34 +536,41 @@ class BedrockClient(ModelClient):
                 f"set AD_ASSETS_TRANSCRIBE_BUCKET (a bucket in {self.settings.region})"
             )
         language_request, language_code = self._language_request(language)
-        job = f"ad-assets-{hashlib.sha256(audio_wav).hexdigest()[:16]}-{uuid.uuid4().hex[:12]}"
+        request: dict[str, Any] = {"MediaFormat": "wav", **language_request}
+        if _TRANSCRIBE_RATE_RANGE[0] <= info.sample_rate <= _TRANSCRIBE_RATE_RANGE[1]:
+            request["MediaSampleRateHertz"] = info.sample_rate
+        job = transcribe_job_name(audio_wav, {**request, "OutputBucketName": bucket, "Prefix": self.settings.transcribe_prefix})
         audio_key = f"{self.settings.transcribe_prefix}{job}.wav"
         transcript_key = f"{self.settings.transcribe_prefix}{job}.json"
-        s3, transcribe = self.s3_client, self.transcribe_client
         job_request: dict[str, Any] = {
             "TranscriptionJobName": job,
             "Media": {"MediaFileUri": f"s3://{bucket}/{audio_key}"},
-            "MediaFormat": "wav",
             "OutputBucketName": bucket,
             "OutputKey": transcript_key,
-            **language_request,
+            **request,
         }
-        if _TRANSCRIBE_RATE_RANGE[0] <= info.sample_rate <= _TRANSCRIBE_RATE_RANGE[1]:
-            job_request["MediaSampleRateHertz"] = info.sample_rate
+        finished = True  # the objects are deleted unless the job may still be reading or writing them
         try:
-            await self._call(
-                lambda: s3.put_object(Bucket=bucket, Key=audio_key, Body=audio_wav, ContentType="audio/wav"),
-                what=f"uploading audio to s3://{bucket}/{audio_key}",
-                setting="AD_ASSETS_TRANSCRIBE_BUCKET",
-            )
-            await self._call(
-                lambda: transcribe.start_transcription_job(**job_request),
-                what=f"starting Transcribe job {job}",
-            )
-            description = await self._wait_for_job(job)
+            description = await self._existing_job(job)
+            status = (description or {}).get("TranscriptionJobStatus")
+            if (status == "FAILED" and _transient_job_failure(description)) or (
+                status == "COMPLETED" and not await self._exists(bucket, transcript_key)
+            ):
+                # A failed attempt worth repeating, or a transcript read and removed by an attempt
+                # whose result was then lost: the name is taken until the job is deleted.
+                await self._delete_job(job)
+                description = None
+            if description is None:
+                await self._start_job(job, job_request, bucket, audio_key, audio_wav)
+            try:
+                description = await self._wait_for_job(job)
+            except _JobStillRunning:
+                finished = False  # the retry finds the job by name and waits again
+                raise
             transcript = await self._read_transcript(bucket, transcript_key)
         finally:
-            await self._delete_quietly(bucket, [audio_key, transcript_key])
+            if finished:
+                await self._delete_quietly(bucket, [audio_key, transcript_key])
         words = parse_transcribe_words(transcript)
         results = transcript.get("results", {})
         texts = [t.get("transcript", "") for t in results.get("transcripts", []) if isinstance(t, dict)]
@@ -572,6 +580,51 @@ class BedrockClient(ModelClient):
             model=TRANSCRIBE_MODEL_NAME,
             language=description.get("LanguageCode") or results.get("language_code") or language_code,
             extra={"job_name": job, "text": " ".join(texts)},
+        )
+
+    async def _existing_job(self, job: str) -> dict[str, Any] | None:
+        """The job ``job`` if an earlier attempt started it, else ``None``."""
+        transcribe = self.transcribe_client
+        try:
+            response = await self._call(
+                lambda: transcribe.get_transcription_job(TranscriptionJobName=job), what=f"looking up Transcribe job {job}"
+            )
+        except AIMethodError as exc:
+            if _aws_code(exc) == "BadRequestException" and "found" in str(exc).lower():
+                return None  # "The requested job couldn't be found": never started
+            raise
+        return response.get("TranscriptionJob") or {}
+
+    async def _start_job(self, job: str, request: dict[str, Any], bucket: str, audio_key: str, audio_wav: bytes) -> None:
+        """Upload the audio and start the job; a job of that name started meanwhile (``ConflictException``) is it."""
+        s3, transcribe = self.s3_client, self.transcribe_client
+        await self._call(
+            lambda: s3.put_object(Bucket=bucket, Key=audio_key, Body=audio_wav, ContentType="audio/wav"),
+            what=f"uploading audio to s3://{bucket}/{audio_key}",
+            setting="AD_ASSETS_TRANSCRIBE_BUCKET",
+        )
+        try:
+            await self._call(lambda: transcribe.start_transcription_job(**request), what=f"starting Transcribe job {job}")
+        except AIMethodError as exc:
+            if _aws_code(exc) != "ConflictException":
+                raise
+            # Another attempt (a retry, another worker) started this very job: wait for it.
+
+    async def _exists(self, bucket: str, key: str) -> bool:
+        s3 = self.s3_client
+        try:
+            await self._in_thread(lambda: s3.head_object(Bucket=bucket, Key=key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise map_aws_error(exc, what=f"looking for s3://{bucket}/{key}", setting="AD_ASSETS_TRANSCRIBE_BUCKET") from exc
+        return True
+
+    async def _delete_job(self, job: str) -> None:
+        transcribe = self.transcribe_client
+        await self._call(
+            lambda: transcribe.delete_transcription_job(TranscriptionJobName=job),
+            what=f"deleting the failed Transcribe job {job}",
         )
 
     async def _wait_for_job(self, job: str) -> dict[str, Any]:
@@ -588,11 +641,11 @@ class BedrockClient(ModelClient):
                 return description
             if status == "FAILED":
                 reason = description.get("FailureReason") or "no reason given"
-                if "internal" in reason.lower():
+                if _transient_job_failure(description):
                     raise TransientProviderError(f"Transcribe job {job} failed: {reason}")
                 raise InvalidInputError(f"Transcribe job {job} failed: {reason}")
             if time.monotonic() >= deadline:
-                raise TransientProviderError(
+                raise _JobStillRunning(
                     f"Transcribe job {job} still {status} after {self.settings.transcribe_timeout_s:g}s "
                     "(AD_ASSETS_TRANSCRIBE_TIMEOUT_S)"
                 )
@@ -621,6 +674,33 @@ class BedrockClient(ModelClient):
                 await self._in_thread(lambda key=key: s3.delete_object(Bucket=bucket, Key=key))
             except Exception as exc:  # noqa: BLE001
                 logger.warning("could not delete s3://%s/%s after transcription: %s", bucket, key, exc)
+
+
+def transcribe_job_name(audio_wav: bytes, request: Mapping[str, Any]) -> str:
+    """The Transcribe job for this audio and request: ``ad-assets-<sha256 of both, 40 hex>``.
+
+    The same clip asked the same way always names the same job, so a retry
+    finds the job an earlier attempt started (Transcribe refuses a second job
+    of a name with ``ConflictException``) instead of paying for another.
+    """
+    digest = hashlib.sha256(audio_wav)
+    digest.update(json.dumps(dict(request), sort_keys=True, default=str).encode())
+    return f"ad-assets-{digest.hexdigest()[:40]}"
+
+
+def _aws_code(exc: BaseException) -> str:
+    """The AWS error code behind a typed error (``map_aws_error`` keeps the ``ClientError`` as the cause)."""
+    cause = exc.__cause__
+    return str(cause.response.get("Error", {}).get("Code", "")) if isinstance(cause, ClientError) else ""
+
+
+class _JobStillRunning(TransientProviderError):
+    """The job outlived ``AD_ASSETS_TRANSCRIBE_TIMEOUT_S``: transient, and its objects are kept for the retry."""
+
+
+def _transient_job_failure(description: Mapping[str, Any] | None) -> bool:
+    """A FAILED job whose reason is Transcribe's own (an internal failure), worth a new attempt."""
+    return "internal" in str((description or {}).get("FailureReason") or "").lower()
 
 
 def _titan_vector(raw: bytes, *, source: str) -> tuple[list[float], int]:

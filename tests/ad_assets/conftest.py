@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from ad_assets.demo.samples import Scene, encode_image, render_ad_image, render_ad_video
 from resources.media_store import MediaStore
+from resources.postgres import embedded_database_url, stop_embedded
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +30,11 @@ def sample_mp4() -> bytes:
 def store(tmp_path) -> MediaStore:
     """An empty media store in a local directory under ``tmp_path``."""
     return MediaStore.from_url(str(tmp_path / "store"))
+
+
+@pytest.fixture(scope="module")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An embedded PostgreSQL for the module (Dagster's storage would live there)."""
+    data_dir = tmp_path_factory.mktemp("dagster-pg") / "data"
+    yield embedded_database_url(data_dir)
+    stop_embedded(data_dir)

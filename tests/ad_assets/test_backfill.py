@@ -120,6 +120,7 @@ def test_backfill_without_a_daemon_runs_the_stale_brands_here(brands, monkeypatc
     assert "[1/2] acme: ok" in out.err and "[2/2] lumen: ok" in out.err
     run = brands.get_run_by_id(doc["runs"][0]["run_id"])
     assert run.tags[BACKFILL_TAG] and run.tags["dagster/partition"] == "acme"
+    assert run.remote_job_origin is not None, "re-executable from the UI"
     assert dg.AssetKey("brand_summary") in run.asset_selection
     assert not UPSTREAM_OF_SUMMARY & set(_names(run.asset_selection))
     assert _plan(brands, stale_only=True).selected == (), "fresh again"

@@ -11,7 +11,6 @@ brand, a global cap), run retries, run monitoring and tick retention.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -19,17 +18,7 @@ import pytest
 from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.scheduler.instigation import TickStatus
 
-from resources.postgres import embedded_database_url, stop_embedded
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An embedded PostgreSQL for the module (Dagster's storage would live there)."""
-    data_dir = tmp_path_factory.mktemp("dagster-pg") / "data"
-    yield embedded_database_url(data_dir)
-    stop_embedded(data_dir)
 
 
 def _load(tmp_path: Path, source: Path) -> dg.DagsterInstance:
@@ -39,11 +28,16 @@ def _load(tmp_path: Path, source: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
 
-def _assert_queue(instance: dg.DagsterInstance, cap: int) -> None:
+def _assert_queue(instance: dg.DagsterInstance, cap: int, pool_limit: int | None = None) -> None:
+    # Provider quotas: the AI steps' pools (ai-<provider>), op by op.
+    pools = instance.get_concurrency_config().pool_config
+    assert pools.default_pool_limit == pool_limit and pools.pool_granularity.value == "op"
     coordinator = instance.run_coordinator
     assert isinstance(coordinator, dg.QueuedRunCoordinator)
-    assert coordinator.get_run_queue_config().max_concurrent_runs == cap
-    [limit] = coordinator.get_run_queue_config().tag_concurrency_limits
+    # What the queue daemon applies (the coordinator's own config is empty once pools are set).
+    queue = instance.get_concurrency_config().run_queue_config
+    assert queue.max_concurrent_runs == cap
+    [limit] = queue.tag_concurrency_limits
     assert limit == {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
 
 
@@ -65,7 +59,7 @@ def test_local_dagster_yaml(tmp_path):
 def test_postgres_dagster_yaml(tmp_path, monkeypatch, pg_url):
     monkeypatch.setenv("DAGSTER_PG_URL", pg_url)
     with _load(tmp_path, REPO_ROOT / "deploy" / "dagster.postgres.yaml") as instance:
-        _assert_queue(instance, cap=16)
+        _assert_queue(instance, cap=16, pool_limit=4)
         _assert_recovery(instance)
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         # Really on Postgres: a partition written is read back.
@@ -78,7 +72,7 @@ def test_ecs_production_example(tmp_path, monkeypatch, pg_url, aws_env):
 
     monkeypatch.setenv("DAGSTER_PG_URL", pg_url)
     with _load(tmp_path, REPO_ROOT / "deploy" / "dagster.ecs.yaml") as instance:
-        _assert_queue(instance, cap=50)
+        _assert_queue(instance, cap=50, pool_limit=6)
         _assert_recovery(instance)
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         launcher = instance.run_launcher

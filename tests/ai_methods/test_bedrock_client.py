@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import socket
 import threading
 from typing import Any
@@ -471,6 +472,17 @@ def stub_upload(s3: Stubber, bucket: str, audio: bytes) -> None:
     )
 
 
+def stub_no_job_yet(transcribe: Stubber) -> None:
+    """The lookup by job name before starting: Transcribe knows no such job."""
+    transcribe.add_client_error(
+        "get_transcription_job",
+        service_error_code="BadRequestException",
+        service_message="The requested job couldn't be found. Check the job name and try again.",
+        http_status_code=400,
+        expected_params={"TranscriptionJobName": ANY},
+    )
+
+
 def stub_cleanup(s3: Stubber, bucket: str) -> None:
     for _ in range(2):
         s3.add_response("delete_object", {}, {"Bucket": bucket, "Key": ANY})
@@ -482,6 +494,7 @@ async def test_transcribe_uploads_runs_a_job_polls_and_reads_the_transcript() ->
     transcript = json.dumps(load_recording("bedrock_transcribe_transcript")).encode()
     log = CallLog(client.s3_client, client.transcribe_client)
     with Stubber(client.s3_client) as s3, Stubber(client.transcribe_client) as transcribe:
+        stub_no_job_yet(transcribe)
         stub_upload(s3, "ads-audio", audio)
         transcribe.add_response(
             "start_transcription_job",
@@ -526,6 +539,7 @@ async def test_transcribe_without_a_language_asks_transcribe_to_identify_it() ->
     transcript = json.dumps(load_recording("bedrock_transcribe_transcript")).encode()
     log = CallLog(client.transcribe_client)
     with Stubber(client.s3_client) as s3, Stubber(client.transcribe_client) as transcribe:
+        stub_no_job_yet(transcribe)
         stub_upload(s3, "ads-audio", audio)
         transcribe.add_response("start_transcription_job", job("IN_PROGRESS"))
         transcribe.add_response("get_transcription_job", job("COMPLETED"))
@@ -542,6 +556,7 @@ async def test_a_failed_job_is_invalid_input_and_still_cleans_up() -> None:
     audio = silent_wav(0.5)
     reason = "The media format provided does not match the detected media format."
     with Stubber(client.s3_client) as s3, Stubber(client.transcribe_client) as transcribe:
+        stub_no_job_yet(transcribe)
         stub_upload(s3, "ads-audio", audio)
         transcribe.add_response("start_transcription_job", job("IN_PROGRESS"))
         transcribe.add_response("get_transcription_job", job("FAILED", FailureReason=reason))
@@ -551,24 +566,112 @@ async def test_a_failed_job_is_invalid_input_and_still_cleans_up() -> None:
         s3.assert_no_pending_responses()
 
 
-async def test_a_job_that_outlives_the_timeout_is_transient() -> None:
+async def test_a_job_that_outlives_the_timeout_is_transient_and_keeps_its_objects() -> None:
     client = client_from(
         AD_ASSETS_TRANSCRIBE_BUCKET="ads-audio", AD_ASSETS_TRANSCRIBE_POLL_S="0", AD_ASSETS_TRANSCRIBE_TIMEOUT_S="0"
     )
     audio = silent_wav(0.5)
+    log = CallLog(client.s3_client)
     with Stubber(client.s3_client) as s3, Stubber(client.transcribe_client) as transcribe:
+        stub_no_job_yet(transcribe)
         stub_upload(s3, "ads-audio", audio)
         transcribe.add_response("start_transcription_job", job("IN_PROGRESS"))
         transcribe.add_response("get_transcription_job", job("IN_PROGRESS"))
-        stub_cleanup(s3, "ads-audio")
         with pytest.raises(TransientProviderError, match="AD_ASSETS_TRANSCRIBE_TIMEOUT_S"):
             await client.transcribe(audio, language="en-US")
+        s3.assert_no_pending_responses()
+    assert log.params("DeleteObject") == []  # the running job still reads the audio; the retry waits for it
+
+
+async def test_a_retry_reuses_the_job_it_started() -> None:
+    """After a timeout the call path retries: the job is found by name, not started (and paid) again."""
+    client = client_from(
+        AD_ASSETS_TRANSCRIBE_BUCKET="ads-audio", AD_ASSETS_TRANSCRIBE_POLL_S="0", AD_ASSETS_TRANSCRIBE_TIMEOUT_S="0"
+    )
+    audio = silent_wav(0.5)
+    transcript = json.dumps(load_recording("bedrock_transcribe_transcript")).encode()
+    log = CallLog(client.s3_client, client.transcribe_client)
+    with Stubber(client.s3_client) as s3, Stubber(client.transcribe_client) as transcribe:
+        stub_no_job_yet(transcribe)
+        stub_upload(s3, "ads-audio", audio)
+        transcribe.add_response("start_transcription_job", job("IN_PROGRESS"))
+        transcribe.add_response("get_transcription_job", job("IN_PROGRESS"))
+        with pytest.raises(TransientProviderError):
+            await client.transcribe(audio, language="en-US")
+        # The retry: the lookup finds the job, which then completes.
+        transcribe.add_response("get_transcription_job", job("IN_PROGRESS"), {"TranscriptionJobName": ANY})
+        transcribe.add_response("get_transcription_job", job("COMPLETED", LanguageCode="en-US"))
+        s3.add_response("get_object", {"Body": streaming(transcript)})
+        stub_cleanup(s3, "ads-audio")
+        reply = await client.transcribe(audio, language="en-US")
+        s3.assert_no_pending_responses()
+        transcribe.assert_no_pending_responses()
+    assert len(log.params("StartTranscriptionJob")) == 1 and len(log.params("PutObject")) == 1
+    (start,) = log.params("StartTranscriptionJob")
+    assert {p["TranscriptionJobName"] for p in log.params("GetTranscriptionJob")} == {start["TranscriptionJobName"]}
+    assert reply.extra["job_name"] == start["TranscriptionJobName"] and [w.text for w in reply.words][:2] == ["Fresh", "coffee"]
+
+
+async def test_a_job_started_meanwhile_is_waited_for() -> None:
+    """Two attempts race: the second start is refused with ConflictException, and that job is the answer."""
+    client = client_from(AD_ASSETS_TRANSCRIBE_BUCKET="ads-audio", AD_ASSETS_TRANSCRIBE_POLL_S="0")
+    audio = silent_wav(0.5)
+    transcript = json.dumps(load_recording("bedrock_transcribe_transcript")).encode()
+    with Stubber(client.s3_client) as s3, Stubber(client.transcribe_client) as transcribe:
+        stub_no_job_yet(transcribe)
+        stub_upload(s3, "ads-audio", audio)
+        transcribe.add_client_error(
+            "start_transcription_job", service_error_code="ConflictException",
+            service_message="The requested job name already exists. Use a different job name.", http_status_code=400,
+        )  # fmt: skip
+        transcribe.add_response("get_transcription_job", job("COMPLETED", LanguageCode="en-US"))
+        s3.add_response("get_object", {"Body": streaming(transcript)})
+        stub_cleanup(s3, "ads-audio")
+        reply = await client.transcribe(audio, language="en-US")
+        transcribe.assert_no_pending_responses()
+    assert reply.language == "en-US" and reply.words
+
+
+async def test_a_finished_job_whose_transcript_is_gone_is_run_again() -> None:
+    """A job completed, its transcript read and deleted, the result then lost (a killed worker):
+    the name is taken, so the job is deleted and started anew rather than failing forever."""
+    client = client_from(AD_ASSETS_TRANSCRIBE_BUCKET="ads-audio", AD_ASSETS_TRANSCRIBE_POLL_S="0")
+    audio = silent_wav(0.5)
+    transcript = json.dumps(load_recording("bedrock_transcribe_transcript")).encode()
+    log = CallLog(client.transcribe_client)
+    with Stubber(client.s3_client) as s3, Stubber(client.transcribe_client) as transcribe:
+        transcribe.add_response("get_transcription_job", job("COMPLETED"))
+        s3.add_client_error("head_object", service_error_code="404", http_status_code=404)
+        transcribe.add_response("delete_transcription_job", {}, {"TranscriptionJobName": ANY})
+        stub_upload(s3, "ads-audio", audio)
+        transcribe.add_response("start_transcription_job", job("IN_PROGRESS"))
+        transcribe.add_response("get_transcription_job", job("COMPLETED", LanguageCode="en-US"))
+        s3.add_response("get_object", {"Body": streaming(transcript)})
+        stub_cleanup(s3, "ads-audio")
+        reply = await client.transcribe(audio, language="en-US")
+        s3.assert_no_pending_responses()
+        transcribe.assert_no_pending_responses()
+    (deleted,) = log.params("DeleteTranscriptionJob")
+    (start,) = log.params("StartTranscriptionJob")
+    assert deleted["TranscriptionJobName"] == start["TranscriptionJobName"] and reply.words
+
+
+def test_the_job_name_follows_the_audio_and_the_request() -> None:
+    from ai_methods.providers.bedrock import transcribe_job_name
+
+    audio, other = silent_wav(0.5), silent_wav(0.6)
+    request = {"MediaFormat": "wav", "LanguageCode": "en-US"}
+    name = transcribe_job_name(audio, request)
+    assert name == transcribe_job_name(audio, dict(request)) and re.fullmatch(r"ad-assets-[0-9a-f]{40}", name)
+    assert name != transcribe_job_name(other, request)
+    assert name != transcribe_job_name(audio, {**request, "LanguageCode": "de-DE"})
 
 
 async def test_transcribe_throttling_is_transient() -> None:
     client = client_from(AD_ASSETS_TRANSCRIBE_BUCKET="ads-audio")
     audio = silent_wav(0.5)
     with Stubber(client.s3_client) as s3, Stubber(client.transcribe_client) as transcribe:
+        stub_no_job_yet(transcribe)
         stub_upload(s3, "ads-audio", audio)
         transcribe.add_client_error(
             "start_transcription_job", service_error_code="LimitExceededException", http_status_code=400

@@ -403,6 +403,31 @@ async def test_provider_is_chosen_per_method_from_the_environment(tmp_path, fake
     assert (tmp_path / "cache" / "ai_results.sqlite").is_file()
 
 
+async def test_local_only_methods_run_locally_under_a_remote_default(tmp_path, ad_png):
+    """Under ``bedrock`` as default, ``detect_faces``/``dominant_colors`` would fail on every item (items ``partial``)."""
+    env = {"AD_ASSETS_HOME": str(tmp_path), "AD_ASSETS_AI_PROVIDER": "bedrock", "AD_ASSETS_AI_CACHE": "off"}
+    async with MethodRunner.from_env(env) as runner:
+        assert runner.provider_for("caption") == "bedrock", "methods bedrock implements stay on it"
+        for name in ("detect_faces", "dominant_colors"):
+            assert runner.provider_for(name) == "local"
+            assert (await runner.run(name, image=ad_png)).provider == "local"
+
+
+async def test_an_explicit_method_provider_is_kept_even_when_the_method_cannot_run_there(tmp_path, ad_png):
+    env = {"AD_ASSETS_HOME": str(tmp_path), "AD_ASSETS_AI_PROVIDER_DETECT_FACES": "bedrock"}
+    async with MethodRunner.from_env(env) as runner:
+        with pytest.raises(ProviderUnavailableError, match="detect_faces does not run on provider 'bedrock'"):
+            await runner.run("detect_faces", image=ad_png)
+
+
+def test_the_platform_code_version_follows_the_same_rule(monkeypatch):
+    from ad_assets.settings import Settings
+
+    monkeypatch.setenv("AD_ASSETS_AI_PROVIDER", "openai")
+    settings = Settings.from_env()
+    assert settings.provider_for("dominant_colors") == "local" and settings.provider_for("labels") == "openai"
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [

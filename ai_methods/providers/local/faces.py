@@ -2,7 +2,7 @@
 
 The cascade gives boxes, not calibrated probabilities, so local faces carry no
 confidence. It finds frontal, upright faces of reasonable size; profiles and
-small faces are missed. Needs ``opencv-python`` 4.x: OpenCV 5 dropped the
+small faces are missed. Needs ``opencv-python-headless`` 4.x: OpenCV 5 dropped the
 cascade classifier and its data files from the main package.
 """
 
@@ -36,11 +36,11 @@ class FaceEngine:
         if not hasattr(cv2, "CascadeClassifier"):
             raise ProviderUnavailableError(
                 f"detect_faces on local needs OpenCV's Haar cascades, absent from opencv-python {cv2.__version__}; "
-                "install opencv-python>=4.10,<5"
+                "install opencv-python-headless>=4.10,<5"
             )
         path = Path(cv2.data.haarcascades) / CASCADE
         if not path.is_file():
-            raise ProviderUnavailableError(f"detect_faces on local: {path} is missing; reinstall opencv-python<5")
+            raise ProviderUnavailableError(f"detect_faces on local: {path} is missing; reinstall opencv-python-headless<5")
         self._cv2 = cv2
         self._cascade = cv2.CascadeClassifier(str(path))
         self._lock = threading.Lock()
