@@ -130,16 +130,19 @@ def _animation_frames(path: Path, n: int, duration_s: float | None, max_side: in
         yield SampledFrame(frame.index, frame.t_s, frame.t_s, jpeg, width, height, picture_signature(frame.image))
 
 
-# A frame whose 16x16 grey thumbnail differs from the last kept one by more than this (mean absolute
-# difference, 0..255) shows something else, however alike the embeddings: a banner that swaps "ALPHA"
-# for "BRAVO" on the same background scores 0.95 on the local visual descriptor (colour is half of
-# it) but differs by ~13 here, while a re-encode or a small moving element differs by < 0.3.
-PICTURE_CHANGE = 3.0
-_THUMB_SIDE = 16
+# A frame is also judged by its picture, because embeddings miss a change of words: a banner that swaps
+# "LUNCH" for "DINNER" on one background scores >= 0.95 on the local visual descriptor (colour is half
+# of it). The picture check compares 64x64 grey thumbnails: a frame where more than PICTURE_CHANGE of
+# the cells moved by more than CELL_CHANGE grey levels shows something else. Measured on rendered ads:
+# a changed word moves 5-15 % of the cells, one changed digit ("20% OFF" -> "30% OFF") 0.95 %, a small
+# moving marker 0.34 %, a JPEG re-encode 0 % (tests/ad_assets/test_video_frames.py).
+PICTURE_CHANGE = 0.006
+CELL_CHANGE = 24.0
+_THUMB_SIDE = 64
 
 
 def picture_signature(image) -> np.ndarray:
-    """A ``16x16`` float32 grey thumbnail of a Pillow image: what the near-duplicate rule compares."""
+    """A ``64x64`` float32 grey thumbnail of a Pillow image: what the near-duplicate rule compares."""
     from PIL import Image
 
     small = image.convert("L").resize((_THUMB_SIDE, _THUMB_SIDE), Image.Resampling.BOX)
@@ -151,9 +154,9 @@ class DistinctFrames:
 
     ``keep(vector, signature)`` says whether a frame is kept: the first always,
     then each whose cosine similarity to the last kept frame is below
-    ``threshold``, or whose ``picture_signature`` (when given) differs from the
-    last kept frame's by more than ``PICTURE_CHANGE``: a new message on the same
-    background is not a duplicate.
+    ``threshold``, or whose ``picture_signature`` (when given) has more than
+    ``PICTURE_CHANGE`` of its cells changed from the last kept frame's: a new
+    message on the same background is not a duplicate.
     """
 
     def __init__(self, threshold: float) -> None:
@@ -167,7 +170,8 @@ class DistinctFrames:
         v = v / norm if norm > 0 else v
         alike = self._last is not None and float(np.dot(v, self._last)) >= self.threshold
         if alike and signature is not None and self._last_signature is not None:
-            alike = float(np.abs(signature - self._last_signature).mean()) <= PICTURE_CHANGE
+            changed = float((np.abs(signature - self._last_signature) > CELL_CHANGE).mean())
+            alike = changed <= PICTURE_CHANGE
         if alike:
             return False
         self._last, self._last_signature = v, signature
