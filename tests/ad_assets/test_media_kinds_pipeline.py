@@ -203,22 +203,22 @@ def test_kept_frames_carry_their_true_times_over_the_whole_picture(acquired, cor
 
 
 @pytest.mark.parametrize(
-    ("words", "style"),
+    ("words", "size", "style"),
     [
-        (["ALPHA", "BRAVO", "CHARLIE"], {}),
+        (["ALPHA", "BRAVO", "CHARLIE"], (640, 240), {}),
         # from a fresh-user trial: DINNER was dropped as a near-duplicate of LUNCH at first
-        (["BREAKFAST", "LUNCH", "DINNER"], {"background": (40, 80, 200), "foreground": (250, 250, 250)}),
+        (["BREAKFAST", "LUNCH", "DINNER"], (640, 360), {"background": (40, 80, 200), "foreground": (250, 250, 250)}),
     ],
     ids=["alpha-bravo-charlie", "breakfast-lunch-dinner"],
 )
-def test_a_banner_that_only_swaps_its_words_keeps_every_message(tmp_path, words, style):
+def test_a_banner_that_only_swaps_its_words_keeps_every_message(tmp_path, words, size, style):
     """Same background, a new word per frame: alike to the visual descriptor, different to a reader."""
     import io
 
     from ad_assets.demo.samples import render_ad_image
     from tests.ad_assets.media_rows import store_media
 
-    frames = [render_ad_image([w], size=(640, 240), **style) for w in words]
+    frames = [render_ad_image([w], size=size, **style) for w in words]
     gif = io.BytesIO()
     frames[0].save(gif, "GIF", save_all=True, append_images=frames[1:], duration=[500, 700, 900], loop=0)
     store = MediaStore.from_url(str(tmp_path / "store"))
