@@ -300,7 +300,7 @@ async def api_brand(request: Request) -> Response:
     try:
         doc = await run_in_threadpool(_brand_doc, state, request.path_params["brand"])
     except HTTPException as exc:
-        return _json({"error": exc.detail}, exc.status_code)
+        return _http_error_json(exc)
     return _json(doc)
 
 
@@ -335,7 +335,7 @@ async def api_item(request: Request) -> Response:
     try:
         return _json(await run_in_threadpool(_item_doc, state, request.path_params["media_id"]))
     except HTTPException as exc:
-        return _json({"error": exc.detail}, exc.status_code)
+        return _http_error_json(exc)
 
 
 def _stored(state: WebState, sha256: str) -> dict[str, Any]:
@@ -413,9 +413,16 @@ async def _headers(request: Request, call_next: Any) -> Response:
     return response
 
 
+def _http_error_json(exc: HTTPException) -> Response:
+    """An HTTP error in the API's shape: ``{"error": detail, "kind": "NotFound"}`` (the status's phrase)."""
+    from http import HTTPStatus
+
+    return _json({"error": exc.detail, "kind": HTTPStatus(exc.status_code).phrase.replace(" ", "")}, exc.status_code)
+
+
 async def _http_error(request: Request, exc: HTTPException) -> Response:
     if request.url.path.startswith("/api/") or request.url.path.startswith(("/media/", "/thumbs/")):
-        return _json({"error": exc.detail}, exc.status_code)
+        return _http_error_json(exc)
     return request.app.state.templates.TemplateResponse(
         request, "error.html", {"status": exc.status_code, "detail": exc.detail}, status_code=exc.status_code
     )

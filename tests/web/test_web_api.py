@@ -88,8 +88,11 @@ def test_api_brand_lists_counts_cost_groups_and_outliers(web_url, web_catalog):
 
 
 def test_api_unknown_brand_and_item_are_404s(web_url):
-    assert httpx.get(f"{web_url}/api/brands/nope").status_code == 404
-    assert httpx.get(f"{web_url}/api/items/999999999").status_code == 404
+    for path in ("/api/brands/nope", "/api/items/999999999"):
+        response = httpx.get(f"{web_url}{path}")
+        # Every API error has the documented shape {"error", "kind"}.
+        assert response.status_code == 404 and response.json()["kind"] == "NotFound", response.text
+        assert response.json()["error"]
 
 
 def test_api_item_shows_each_method_with_provider_and_basis(web_url, web_catalog):
