@@ -53,6 +53,7 @@ from ad_assets.settings import Settings
 from ai_methods.calls import MethodRunner
 from ai_methods.errors import InvalidInputError
 from ai_methods.settings import AISettings
+from resources.brand_catalog import MEDIA_TYPES
 from resources.catalog_db import CommittedSpace, committed_brands, committed_spaces
 from resources.catalog_errors import IndexNotFoundError
 from resources.catalog_queries import text_matches, vector_rows
@@ -64,7 +65,6 @@ from resources.vector_index import IndexFiles, search_index
 
 log = logging.getLogger(__name__)
 
-MEDIA_TYPES = ("image", "video", "audio")
 MAX_K = 1000
 EMBED_TEXT, EMBED_IMAGE = "embed_text", "embed_image"
 # How many candidates to take from an index per wanted hit before filters; doubled until enough survive.
@@ -211,6 +211,12 @@ def _resources(source: Settings | SearchResources | Mapping[str, Any]) -> Search
     raise TypeError(f"search needs Settings, SearchResources or a resources mapping, not {type(source).__name__}")
 
 
+def check_media_type(media_type: str | None) -> None:
+    """Raise ``SearchInputError`` unless ``media_type`` is ``None`` or one of ``MEDIA_TYPES``."""
+    if media_type is not None and media_type not in MEDIA_TYPES:
+        raise SearchInputError(f"media_type must be one of {', '.join(MEDIA_TYPES)}, got {media_type!r}")
+
+
 def _check_inputs(
     query: str | None, image: Path | bytes | None, k: int, min_score: float | None, media_type: str | None
 ) -> bytes | None:
@@ -221,8 +227,7 @@ def _check_inputs(
         raise SearchInputError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
     if min_score is not None and not -1.0 <= float(min_score) <= 1.0:
         raise SearchInputError(f"min_score must be from -1 to 1 (hits score 0 to 1), got {min_score!r}")
-    if media_type is not None and media_type not in MEDIA_TYPES:
-        raise SearchInputError(f"media_type must be one of {', '.join(MEDIA_TYPES)}, got {media_type!r}")
+    check_media_type(media_type)
     if image is None:
         return None
     if isinstance(image, bytes):

@@ -32,6 +32,7 @@ from ad_assets.engine.media_probe import (
     PROBE_VERSION,
     MediaProbe,
     MediaProbeError,
+    SniffedType,
     describe_unsupported,
     probe_media,
     sniff_media_type,
@@ -172,18 +173,26 @@ class _Acquirer:
                     sniffed = sniff_media_type(fh.read(64))
                 if sniffed is None:
                     return None
-                probe = await asyncio.to_thread(
-                    probe_media, path, sniffed,
-                    max_pixels=self.limits.max_pixels, max_duration_s=self.limits.max_duration_s,
-                )  # fmt: skip
+                probe = await self._measure(path, sniffed)
             except (StoreError, MediaProbeError, OSError):
                 return None
-        record.update(probe_columns(probe), probe_version=PROBE_VERSION)
-        try:
-            await self.store.put_bytes(record_key, json.dumps(record).encode())
-        except StoreError:
-            pass  # measured right this run; the next run measures again
+        record.update(probe_columns(probe))
+        await self._save_record(record_key, record)  # if that fails, the next run measures again
         return record
+
+    async def _measure(self, path: Path, sniffed: SniffedType) -> MediaProbe:
+        """``probe_media`` under this run's limits, in a worker thread."""
+        return await asyncio.to_thread(
+            probe_media, path, sniffed, max_pixels=self.limits.max_pixels, max_duration_s=self.limits.max_duration_s
+        )
+
+    async def _save_record(self, key: str, row: Row) -> None:
+        """Remember a stored URL's row, with this probe's version; a store failure loses only the record."""
+        record = {column: row.get(column) for column in MEDIA_COLUMNS} | {"probe_version": PROBE_VERSION}
+        try:
+            await self.store.put_bytes(key, json.dumps(record).encode())
+        except StoreError:
+            pass
 
     async def _store(self, result: FetchResult, row: Row) -> None:
         sniffed = sniff_media_type(result.head)
@@ -196,13 +205,7 @@ class _Acquirer:
             return
         assert result.path is not None and result.sha256 is not None
         try:
-            probe = await asyncio.to_thread(
-                probe_media,
-                result.path,
-                sniffed,
-                max_pixels=self.limits.max_pixels,
-                max_duration_s=self.limits.max_duration_s,
-            )
+            probe = await self._measure(result.path, sniffed)
         except MediaProbeError as exc:
             row.update(status="failed", cause=exc.cause, detail=exc.detail, media_type=sniffed.media_type)
             return
@@ -213,11 +216,8 @@ class _Acquirer:
             row.update(status="failed", cause="store_error", detail=str(exc))
             return
         row.update(status="ok", storage_key=key, storage_uri=self.store.uri_for(key), **probe_columns(probe))
-        record = {column: row.get(column) for column in MEDIA_COLUMNS} | {"probe_version": PROBE_VERSION}
-        try:
-            await self.store.put_bytes(fetched_record_key(row["url"]), json.dumps(record).encode())
-        except StoreError:
-            pass  # the media is stored; without the record the next run fetches again, nothing is lost
+        # The media is stored; without the record the next run fetches again, nothing is lost.
+        await self._save_record(fetched_record_key(row["url"]), row)
 
     async def _put_once(self, key: str, path: Path, mime: str) -> None:
         # Two URLs with the same content may finish together: upload once.

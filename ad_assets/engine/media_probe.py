@@ -21,7 +21,6 @@ DEFAULT_MAX_DURATION_S = 3 * 60 * 60.0
 # Bump when a probe would record other values for the same bytes: stored records of
 # earlier probes are then measured again from the store (never from their URL).
 PROBE_VERSION = 2
-MEDIA_TYPES = ("image", "video", "audio")
 
 
 class MediaProbeError(MediaError):

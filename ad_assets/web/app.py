@@ -51,6 +51,7 @@ from ad_assets.search import (
     SearchInputError,
     SearchResources,
     UnknownBrandError,
+    check_media_type,
     search,
 )
 from ad_assets.engine.brand_set import MIN_ITEMS_FOR_OUTLIERS
@@ -153,8 +154,7 @@ def _parse_form(values: Any, image: bytes | None = None, image_name: str | None 
     form = SearchForm(q=_field(values, "q"), image=image, image_name=image_name)
     form.brand = _field(values, "brand") or None
     media_type = _field(values, "media_type")
-    if media_type and media_type not in MEDIA_TYPES:
-        raise SearchInputError(f"media_type must be one of {', '.join(MEDIA_TYPES)}, got {media_type!r}")
+    check_media_type(media_type or None)
     form.media_type = media_type or None
     for name, kind in (("k", int), ("min_score", float)):
         raw = _field(values, name)
