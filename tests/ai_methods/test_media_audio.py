@@ -16,20 +16,14 @@ import pytest
 from ai_methods.audio import SAMPLE_RATE, decode_pcm16k
 from ai_methods.media.errors import MediaDecodeError
 from ai_methods.media.video import iter_video_frames, probe_layout
-from tests.media_corpus.audio import AUDIO_MEMBERS, AudioMember
+from tests.media_corpus import made_on_first_use
+from tests.media_corpus.audio import AUDIO_MEMBERS
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory):
-    directory = tmp_path_factory.mktemp("audio-corpus")
-    made: dict[str, AudioMember] = {}
-
-    def get(name: str) -> AudioMember:
-        if name not in made:
-            made[name] = AUDIO_MEMBERS[name](directory)
-        return made[name]
-
-    return get
+    """Members made on first use, once per module."""
+    return made_on_first_use(tmp_path_factory.mktemp("audio-corpus"), lambda d, name: AUDIO_MEMBERS[name](d))
 
 
 @pytest.mark.parametrize("name", list(AUDIO_MEMBERS))

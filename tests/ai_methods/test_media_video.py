@@ -20,7 +20,7 @@ import pytest
 
 from ai_methods.media.errors import MediaDecodeError
 from ai_methods.media.video import MediaLayout, iter_video_frames, probe_layout
-from tests.media_corpus import videos
+from tests.media_corpus import made_on_first_use, videos
 from tests.media_corpus.videos import VIDEO_MEMBERS, VideoMember, identify, layout_ops, wrong_orientation_errors
 
 THREE_HOURS = 3 * 3600.0
@@ -36,15 +36,7 @@ TOO_LONG = videos.names("too-long")
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory):
     """Members made on first use, once per module."""
-    directory = tmp_path_factory.mktemp("video-corpus")
-    made: dict[str, VideoMember] = {}
-
-    def get(name: str) -> VideoMember:
-        if name not in made:
-            made[name] = videos.make_video(directory, name)
-        return made[name]
-
-    return get
+    return made_on_first_use(tmp_path_factory.mktemp("video-corpus"), videos.make_video)
 
 
 @pytest.fixture(scope="module")
