@@ -341,7 +341,8 @@ def _hit(row: dict[str, Any], evidence: UnitEvidence) -> Hit:
     else:
         t_s, t_end = (row["frame_t_s"] if frame else None), None
         if kind == "text":
-            text, source = row["vector_text"], "caption+ocr"
+            # A method's ``search_field`` names its method; otherwise embed_text's caption + OCR.
+            text, source = row["vector_text"], row.get("vector_source") or "caption+ocr"
         else:
             text, source = (ocr, "ocr") if ocr else (described, "caption" if described else None)
     return Hit(

@@ -112,6 +112,17 @@ def parse_url_list_prefix(raw: str | None) -> str | None:
     return raw.strip().strip("/")
 
 
+def parse_methods(raw: str | None) -> tuple[str, ...]:
+    """``AD_ASSETS_METHODS``: comma-separated ``all`` (the default), ``builtin`` and method names."""
+    names = tuple(dict.fromkeys(part.strip().lower() for part in (raw or "").split(",") if part.strip()))
+    return names or ("all",)
+
+
+def methods_from_env() -> tuple[str, ...]:
+    """The pipeline's method selection from ``AD_ASSETS_METHODS`` alone (engine defaults, scripts)."""
+    return parse_methods(os.environ.get("AD_ASSETS_METHODS"))
+
+
 def _sqs_timing(env: Mapping[str, str]) -> dict[str, float | int]:
     """The SQS sensor's timing knobs, checked against each other."""
     interval = _int(env, "AD_ASSETS_SQS_POLL_INTERVAL_S", DEFAULT_SQS_POLL_INTERVAL_S)
@@ -160,6 +171,8 @@ class Settings:
     aws_region: str | None = None
     user_agent: str = DEFAULT_USER_AGENT
     s3_url_list_prefix: str | None = None
+    # Which AI methods the brand pipeline runs: "all", "builtin", names, or a mix (see pipeline_plan).
+    methods: tuple[str, ...] = ("all",)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -189,6 +202,7 @@ class Settings:
             aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
             user_agent=parse_user_agent(env.get("AD_ASSETS_USER_AGENT")),
             s3_url_list_prefix=parse_url_list_prefix(env.get("AD_ASSETS_S3_URL_LIST_PREFIX")),
+            methods=parse_methods(env.get("AD_ASSETS_METHODS")),
         )
 
     def provider_for(self, method: str) -> str:

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from ai_methods.errors import BadResponseError, InvalidInputError, ProviderUnavailableError
 from ai_methods.inputs import AUDIO, FRAMES, IMAGE, KINDS, RESULTS, TEXT, Inputs, prepare_inputs
+from ai_methods.placement import BRAND, ITEM, PICTURE, SCOPES, Condition, Target
 from ai_methods.settings import BUILTIN_PROVIDERS
 from ai_methods.usage import Usage
 
@@ -139,6 +140,12 @@ class AIMethod(ABC):
         remote_primitive: the ``ModelClient`` primitive it calls on remote providers (for the model id).
         local_model: the model/algorithm id reported and cached for the ``local`` provider.
         exclusive_inputs: when true (default), a call gives exactly one of ``accepts``.
+        applies_to: where the brand pipeline runs it (``picture``, ``item`` or ``brand``, see
+            ``ai_methods.placement``); None: only when called (the harness, other code).
+        needs: names of methods whose outputs it reads; the engine runs them first.
+        condition: a ``Condition`` on the target; the method is skipped where it is false.
+        search_field: a text field of the output worth finding by text search: the engine embeds it
+            (``embed_text``) and search shows the method as the matched text's source.
     """
 
     name: ClassVar[str]
@@ -150,6 +157,10 @@ class AIMethod(ABC):
     remote_primitive: ClassVar[str] = "chat_json"
     local_model: ClassVar[str] = "local"
     exclusive_inputs: ClassVar[bool] = True
+    applies_to: ClassVar[str | None] = None
+    needs: ClassVar[tuple[str, ...]] = ()
+    condition: ClassVar[Condition | None] = None
+    search_field: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -173,6 +184,18 @@ class AIMethod(ABC):
             raise TypeError(f"{where}.remote_primitive must be one of {REMOTE_PRIMITIVES}")
         if not cls.providers:
             raise TypeError(f"{where}.providers must not be empty")
+        if cls.applies_to is not None and cls.applies_to not in SCOPES:
+            raise TypeError(f"{where}.applies_to={cls.applies_to!r} must be one of {SCOPES} or None")
+        if not isinstance(cls.needs, tuple) or not all(isinstance(n, str) and _NAME.match(n) for n in cls.needs):
+            raise TypeError(f"{where}.needs={cls.needs!r} must be a tuple of method names")
+        if cls.name in cls.needs:
+            raise TypeError(f"{where}.needs names the method itself")
+        if cls.needs and cls.applies_to is None:
+            raise TypeError(f"{where}.needs is set but applies_to is not: needs only mean something in the pipeline")
+        if cls.condition is not None and not isinstance(cls.condition, Condition):
+            raise TypeError(f"{where}.condition must be an ai_methods.placement.Condition")
+        if cls.search_field is not None and not isinstance(cls.search_field, str):
+            raise TypeError(f"{where}.search_field must be the name of a text field of the output")
 
     @abstractmethod
     async def compute(self, inputs: Inputs, ctx: CallContext) -> BaseModel | dict[str, Any]:
@@ -220,6 +243,39 @@ class AIMethod(ABC):
                 f"{self.name}: cannot tell which input a {type(value).__name__} is; pass one of {', '.join(self.accepts)} by keyword"
             )
         return guess
+
+    def pipeline_inputs(self, target: Target) -> dict[str, Any] | None:
+        """The inputs the brand pipeline calls this method with at ``target``; None: nothing to run on.
+
+        Default, by ``accepts`` order (one kind when ``exclusive_inputs``): ``image`` is the picture
+        (picture scope); ``audio`` the item's media file (item scope); ``text`` the ``text`` fields of
+        the needed outputs; ``results`` the needed outputs: ``[{"method", "output"}]`` for needs of
+        the same or a wider scope, ``[{"method", "frame_index", "t_s", "output"}]`` for picture-level
+        needs of an item, and at brand scope the items (``Target.items``) followed by
+        ``{"cycle": method, "output": …}`` for each earlier brand-level method needed. Override it
+        to shape the input yourself (``summarize_brand`` folds each video's frames into one entry).
+        """
+        offered: dict[str, Any] = {}
+        if target.scope == PICTURE and target.picture is not None:
+            offered[IMAGE] = target.picture
+        if target.scope == ITEM and target.media is not None:
+            offered[AUDIO] = target.media
+        if self.needs:
+            offered[TEXT] = target.text() or None
+        if target.scope == BRAND:
+            results = [*target.items, *({"cycle": m, "output": o} for m, o in target.outputs.items())]
+        else:
+            results = [{"method": m, "output": o} for m, o in target.outputs.items()]
+            results += [
+                {"method": m, "frame_index": u.get("frame_index"), "t_s": u.get("t_s"), "output": u["output"]}
+                for m, found in target.unit_outputs.items()
+                for u in found
+            ]
+        offered[RESULTS] = results or None
+        present = [kind for kind in self.accepts if offered.get(kind) is not None]
+        if not present:
+            return None
+        return {present[0]: offered[present[0]]} if self.exclusive_inputs else {k: offered[k] for k in present}
 
     def supports(self, provider: str) -> bool:
         return provider in self.providers
@@ -271,6 +327,10 @@ class AIMethod(ABC):
             "inputs": list(self.accepts),
             "providers": list(self.providers),
             "cost_unit": self.cost_unit,
+            "applies_to": self.applies_to,
+            "needs": list(self.needs),
+            "condition": self.condition.description if self.condition else None,
+            "search_field": self.search_field,
             "output_schema": self.schema_json(),
         }
 

@@ -119,6 +119,9 @@ class SummaryRow:
     provider: str | None = None
     model: str | None = None
     cost_usd: float | None = None
+    # Every other brand-level method's result, in the order they ran: ``{"method", "version", "provider",
+    # "model", "output", "error", "cost_usd", "cached"}`` (table ``brand_analyses``).
+    cycles: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class VectorRow:
     t_s: float | None = None
     t_end_s: float | None = None
     text: str | None = None
+    source: str | None = None  # a ``text`` vector of a method's ``search_field``: that method
 
     @property
     def dim(self) -> int:
@@ -179,6 +183,7 @@ class BrandCatalog:
             "transcript_segments": len(self.segments),
             "analyses": len(self.analyses),
             "brand_summaries": int(self.summary is not None),
+            "brand_analyses": len(self.summary.cycles) if self.summary is not None else 0,
             "vectors": len(self.vectors),
         }
 

@@ -67,10 +67,12 @@ VECTOR_COLUMNS = (
     ("id", "int8"), ("brand", "text"), ("media_item_id", "int8"), ("frame_id", "int8"), ("segment_id", "int8"),
     ("kind", "text"), ("space", "text"), ("dim", "int4"), ("method", "text"), ("provider", "text"),
     ("model", "text"), ("version", "text"), ("t_s", "float8"), ("t_end_s", "float8"), ("text", "text"),
+    ("source", "text"),
 )  # fmt: skip
 # Children first, so a reader of a half-applied delete (none can exist: one transaction) would see no orphan.
 BRAND_TABLES = (
-    "vectors", "analyses", "transcript_segments", "frames", "media_items", "brand_summaries", "vector_indexes",
+    "vectors", "analyses", "transcript_segments", "frames", "media_items", "brand_analyses", "brand_summaries",
+    "vector_indexes",
 )  # fmt: skip
 # (child table, column, parent table): every reference commit_brand writes, checked before commit.
 REFERENCES = (
@@ -273,7 +275,7 @@ def _vector_rows(catalog: BrandCatalog, ids: _Ids) -> Iterator[tuple]:
         frame_id = None if v.frame_index is None else ids.frames[(v.sha256, v.frame_index)]
         segment_id = None if v.segment_index is None else ids.segments[(v.sha256, v.segment_index)]
         yield (vid, b, ids.items[v.sha256], frame_id, segment_id, v.kind, v.space, v.dim, v.method, v.provider,
-               v.model, v.version, v.t_s, v.t_end_s, v.text)  # fmt: skip
+               v.model, v.version, v.t_s, v.t_end_s, v.text, v.source)  # fmt: skip
 
 
 def embedders_by_space(catalog: BrandCatalog) -> dict[str, list[dict[str, Any]]]:
@@ -326,6 +328,13 @@ def _write_rows(conn: psycopg.Connection, catalog: BrandCatalog, version: int) -
                 (brand, s.items, _jsonb(s.summary), s.summary_error, _jsonb(s.duplicate_groups), _jsonb(s.outliers),
                  s.method, s.version, s.provider, s.model, s.cost_usd),  # fmt: skip
             )
+            for position, c in enumerate(s.cycles):
+                cur.execute(
+                    "INSERT INTO brand_analyses (brand, position, method, version, provider, model, output, error,"
+                    " cost_usd, cached) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (brand, position, c.get("method"), c.get("version"), c.get("provider"), c.get("model"),
+                     _jsonb(c.get("output")), c.get("error"), c.get("cost_usd"), c.get("cached")),  # fmt: skip
+                )
         spaces = catalog.vectors_by_space()
         dims = {v.space: v.dim for v in catalog.vectors}
         for space, embedders in embedders_by_space(catalog).items():

@@ -11,7 +11,7 @@ _HIT_COLUMNS = (
     "vector_id", "brand", "kind", "space", "vector_t_s", "vector_t_end_s", "vector_text", "media_id", "sha256",
     "media_type", "source_url", "storage_uri", "item_caption", "item_ocr_text", "frame_index", "frame_t_s",
     "frame_caption", "frame_ocr_text", "segment_index", "segment_start_s", "segment_end_s", "segment_text",
-    "item_caption_basis", "frame_caption_basis",
+    "item_caption_basis", "frame_caption_basis", "vector_source",
 )  # fmt: skip
 
 
@@ -23,7 +23,7 @@ def vector_rows(conn: psycopg.Connection, ids: Iterable[int]) -> dict[int, dict[
     rows = conn.execute(
         "SELECT v.id, v.brand, v.kind, v.space, v.t_s, v.t_end_s, v.text, m.id, m.sha256, m.media_type,"
         " m.source_url, m.storage_uri, m.caption, m.ocr_text, f.frame_index, f.t_s, f.caption, f.ocr_text,"
-        " s.segment_index, s.start_s, s.end_s, s.text, m.caption_basis, f.caption_basis"
+        " s.segment_index, s.start_s, s.end_s, s.text, m.caption_basis, f.caption_basis, v.source"
         " FROM vectors v JOIN media_items m ON m.id = v.media_item_id"
         " LEFT JOIN frames f ON f.id = v.frame_id"
         " LEFT JOIN transcript_segments s ON s.id = v.segment_id"

@@ -18,7 +18,7 @@ import psycopg
 
 from resources.catalog_errors import CatalogSchemaError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Fixed advisory-lock keys of this schema (any bigint unlikely to clash with other apps).
 SCHEMA_LOCK_KEY = 0x61645F6173_01
 ID_LOCK_KEY = 0x61645F6173_02
@@ -175,11 +175,31 @@ ALTER TABLE vectors ADD COLUMN text_search tsvector
 CREATE INDEX vectors_text_search ON vectors USING gin (text_search);
 """
 
+# Methods plugged into the pipeline: brand-level methods beside the summary (one row each), and
+# the method whose ``search_field`` a text vector embeds.
+_V4 = """
+CREATE TABLE brand_analyses (
+    brand     text NOT NULL,
+    position  integer NOT NULL,
+    method    text NOT NULL,
+    version   text,
+    provider  text,
+    model     text,
+    output    jsonb,
+    error     text,
+    cost_usd  double precision,
+    cached    boolean,
+    PRIMARY KEY (brand, method)
+);
+ALTER TABLE vectors ADD COLUMN source text;
+"""
+
 #: (version, description, DDL), applied in order; never edit a released entry, append a new one.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "catalog tables, vector ids and index versions", _V1),
     (2, "audio items; animated, frame_count, rotation and codec of media items", _V2),
     (3, "caption basis of items and frames; full-text search over embedded texts", _V3),
+    (4, "brand-level analyses of plugged methods; the source method of text vectors", _V4),
 )
 
 

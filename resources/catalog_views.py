@@ -66,7 +66,8 @@ def item_detail(conn: psycopg.Connection, media_id: int) -> dict[str, Any] | Non
 def brand_overview(conn: psycopg.Connection, brand: str) -> dict[str, Any] | None:
     """A committed brand: ``committed_at``, ``index_version``, ``row_counts``, the ``summary`` row, ``items``
     (id, sha256, media_type, source_url, status, frames_kept; by id), ``counts`` (items by media type and by
-    status) and ``cost_usd`` (every analysis plus the summary), or None when the brand is not committed.
+    status), ``cycles`` (the other brand-level methods' results, in the order they ran) and ``cost_usd``
+    (every analysis, the summary and the cycles), or None when the brand is not committed.
     """
     with conn.cursor(row_factory=dict_row) as cur:
         head = cur.execute(
@@ -79,6 +80,11 @@ def brand_overview(conn: psycopg.Connection, brand: str) -> dict[str, Any] | Non
             " cost_usd FROM brand_summaries WHERE brand = %s",
             (brand,),
         ).fetchone()
+        head["cycles"] = cur.execute(
+            "SELECT method, version, provider, model, output, error, cost_usd, cached FROM brand_analyses"
+            " WHERE brand = %s ORDER BY position",
+            (brand,),
+        ).fetchall()
         head["items"] = cur.execute(
             "SELECT id, sha256, media_type, source_url, status, frames_kept, duration_s FROM media_items"
             " WHERE brand = %s ORDER BY id",
@@ -93,6 +99,7 @@ def brand_overview(conn: psycopg.Connection, brand: str) -> dict[str, Any] | Non
             counts[key][item[key]] = counts[key].get(item[key], 0) + 1
     head["counts"] = counts
     summary_cost = float((head["summary"] or {}).get("cost_usd") or 0.0)
-    head["cost_usd"] = round(float(analyses_cost["cost"]) + summary_cost, 6)
+    cycles_cost = sum(float(c.get("cost_usd") or 0.0) for c in head["cycles"])
+    head["cost_usd"] = round(float(analyses_cost["cost"]) + summary_cost + cycles_cost, 6)
     head["analyses"] = int(analyses_cost["calls"])
     return head

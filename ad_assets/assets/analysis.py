@@ -12,11 +12,12 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from ad_assets.engine.pipeline_plan import ITEM, PICTURE, PipelinePlan, plan_for
 from ad_assets.ai_resource import AIMethodsResource, methods_code_version, provider_pool
 from ad_assets.engine.analysis_sink import AnalysisSink
 from ad_assets.engine.item_analysis import (
-    ANALYSIS_METHODS,
-    EMBEDDING_METHODS,
+    EMBED_IMAGE,
+    EMBED_TEXT,
     ENGINE_VERSION,
     AnalysisConfig,
     ItemAnalysis,
@@ -42,6 +43,11 @@ class MediaAnalysisConfig(dg.Config):
         ge=1,
         description="Items loaded and decoded at once (AI calls are bounded per provider). Default: enough to keep "
         "the providers' calls in flight (twice the largest provider concurrency the methods use, 16 to 256).",
+    )
+    methods: list[str] | None = Field(
+        None,
+        description="Narrow this run to these methods (and what they need), e.g. to try one; default: the "
+        "configured pipeline (AD_ASSETS_METHODS). Code versions follow the configured pipeline, not this list.",
     )
 
 
@@ -71,10 +77,26 @@ def _methods_table(accounting: dict) -> dg.TableMetadataValue:
     return table_metadata(pd.DataFrame(rows, columns=["method", "calls", "cache_hits", "provider_calls", "failures", "cost_usd"]))
 
 
-def analysis_assets(settings: Settings) -> dg.AssetsDefinition:
-    """The op producing ``media_analysis`` and ``media_embeddings``, versioned by its methods."""
-    analysis_version = methods_code_version(ANALYSIS_METHODS, settings.provider_for, ENGINE_VERSION)
-    embeddings_version = methods_code_version(EMBEDDING_METHODS, settings.provider_for, ENGINE_VERSION)
+def _pipeline_table(plan: PipelinePlan, sink: AnalysisSink) -> dg.TableMetadataValue:
+    """The methods this run's pipeline held, where each applied, and how many results each gave."""
+    rows = [
+        {**row, "results": sink.results_by_method.get(row["method"], 0)}
+        for row in plan.describe()
+        if row["applies_to"] != "brand"
+    ]
+    columns = ["method", "version", "applies_to", "needs", "condition", "search_field", "results"]
+    return table_metadata(pd.DataFrame(rows, columns=columns))
+
+
+def analysis_assets(settings: Settings, plan: PipelinePlan | None = None) -> dg.AssetsDefinition:
+    """The op producing ``media_analysis`` and ``media_embeddings``, versioned by the picture- and
+    item-level methods of ``plan`` (default: ``settings.methods``'): enabling a method makes brands
+    stale. Raises ``PipelineError`` (at load) when the methods cannot make a pipeline."""
+    plan = plan if plan is not None else plan_for(settings.methods)
+    item_methods = plan.names(PICTURE, ITEM)
+    embedders = (EMBED_IMAGE, EMBED_TEXT, *(m.name for m in plan.methods if m.search_field and m.applies_to != "brand"))
+    analysis_version = methods_code_version(item_methods, settings.provider_for, ENGINE_VERSION)
+    embeddings_version = methods_code_version(embedders, settings.provider_for, ENGINE_VERSION)
     eager = dg.AutomationCondition.eager()
 
     @dg.multi_asset(
@@ -84,8 +106,9 @@ def analysis_assets(settings: Settings) -> dg.AssetsDefinition:
                 code_version=analysis_version,
                 automation_condition=eager,
                 kinds={"python"},
-                description="Per item: OCR, caption, labels, faces, colours; videos sliced into frames "
-                "(near-duplicates dropped) and their speech transcribed. One row per media item.",
+                description="Per item: OCR, caption, labels, faces, colours (and every plugged picture- or "
+                "item-level method); videos sliced into frames (near-duplicates dropped) and their speech "
+                "transcribed. One row per media item.",
             ),
             "media_embeddings": dg.AssetOut(
                 group_name="analyse",
@@ -131,12 +154,14 @@ def analysis_assets(settings: Settings) -> dg.AssetsDefinition:
 
         staged = work / "staged" / context.run.run_id / brand
         sink = AnalysisSink(staged)
+        run_plan = plan.narrowed(config.methods)
+        context.log.info(f"methods: {', '.join(run_plan.names(PICTURE, ITEM))}")
 
         async def run():
             async with ai_methods.runner() as runner:
                 _, elapsed = await analyse_brand(
                     rows, runner=runner, store=media_store.store(), cache_dir=cache_dir, journal_dir=work / "journals",
-                    config=analysis_config, progress=_Progress(context.log, len(ok)), sink=sink,
+                    config=analysis_config, progress=_Progress(context.log, len(ok)), sink=sink, plan=run_plan,
                 )  # fmt: skip
                 return sink.items, elapsed, runner.accounting()
 
@@ -146,7 +171,7 @@ def analysis_assets(settings: Settings) -> dg.AssetsDefinition:
             finally:
                 shutil.rmtree(cache_dir.parent, ignore_errors=True)
                 analysis, embeddings = sink.close()
-            yield from _outputs(sink, analysis, embeddings, count, elapsed, accounting)
+            yield from _outputs(sink, analysis, embeddings, count, elapsed, accounting, run_plan)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
 
@@ -154,7 +179,7 @@ def analysis_assets(settings: Settings) -> dg.AssetsDefinition:
 
 
 def _outputs(sink: AnalysisSink, analysis: StagedParquet, embeddings: StagedParquet, count: int, elapsed: float,
-             accounting: dict):  # fmt: skip
+             accounting: dict, plan: PipelinePlan):  # fmt: skip
     """The two outputs (streamed Parquet files) and the dimensions check, with the sink's counts as metadata."""
     total = accounting.get("total", {})
     types = sink.by_media_type
@@ -176,6 +201,7 @@ def _outputs(sink: AnalysisSink, analysis: StagedParquet, embeddings: StagedParq
             "steps_resumed_from_journal": sink.steps_resumed,
             "estimated_cost_usd": dg.MetadataValue.float(round(float(total.get("cost_usd") or 0.0), 6)),
             "ai_calls_by_method": _methods_table(accounting),
+            "pipeline": _pipeline_table(plan, sink),
             "elapsed_s": dg.MetadataValue.float(round(elapsed, 3)),
             "items_per_s": dg.MetadataValue.float(round(count / elapsed, 3) if elapsed > 0 else 0.0),
         },

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ad_assets.engine.analysis_tables import ANALYSIS_COLUMNS, EMBEDDING_COLUMNS, analysis_rows, embedding_rows
-from ad_assets.engine.item_analysis import ItemAnalysis
+from ad_assets.engine.item_analysis import EMBED_TEXT, ItemAnalysis
 from resources.parquet_io_manager import StagedParquet
 from resources.parquet_stream import FLOAT32_LIST, JSON, ParquetTableWriter
 
@@ -24,12 +24,12 @@ ANALYSIS_TYPES: dict[str, pa.DataType | str] = {
     "sha256": pa.string(), "url": pa.string(), "media_type": pa.string(), "storage_key": pa.string(),
     "status": pa.string(), "frames_sampled": pa.int64(), "frames_kept": pa.int64(), "units": JSON,
     "transcript": JSON, "failures": JSON, "notes": JSON, "methods": JSON, "ai_calls": pa.int64(),
-    "cache_hits": pa.int64(), "cost_usd": pa.float64(), "steps_resumed": pa.int64(),
+    "cache_hits": pa.int64(), "cost_usd": pa.float64(), "steps_resumed": pa.int64(), "item_results": JSON,
 }  # fmt: skip
 EMBEDDING_TYPES: dict[str, pa.DataType | str] = {
     "sha256": pa.string(), "unit": pa.string(), "frame_index": pa.int64(), "t_s": pa.float64(),
     "t_end_s": pa.float64(), "kind": pa.string(), "method": pa.string(), "space": pa.string(), "dim": pa.int64(),
-    "text": pa.string(), "vector": FLOAT32_LIST,
+    "text": pa.string(), "vector": FLOAT32_LIST, "source": pa.string(),
 }  # fmt: skip
 assert tuple(ANALYSIS_TYPES) == ANALYSIS_COLUMNS and tuple(EMBEDDING_TYPES) == EMBEDDING_COLUMNS
 
@@ -47,6 +47,7 @@ class AnalysisSink:
         self.status: Counter[str] = Counter()
         self.failures_by_method: Counter[str] = Counter()
         self.vectors_by_kind: Counter[str] = Counter()
+        self.results_by_method: Counter[str] = Counter()  # results kept per method (units and item level)
         self.dims_by_space: dict[str, set[int]] = {}
         self.items = self.animated_images = self.frames_sampled = self.frames_kept = self.steps_resumed = 0
 
@@ -63,6 +64,10 @@ class AnalysisSink:
         self.steps_resumed += item.steps_resumed
         self.status[item.status] += 1
         self.failures_by_method.update(f["method"] for f in item.failures)
+        self.results_by_method.update(m for unit in item.units for m in unit.results)
+        self.results_by_method.update(list(item.item_results))
+        self.results_by_method[EMBED_TEXT] += sum(r is not None for r in item.segment_vectors)
+        self.results_by_method[EMBED_TEXT] += len(item.text_vectors) + sum(len(u.text_vectors) for u in item.units)
         for row in vectors:
             self.vectors_by_kind[row["kind"]] += 1
             self.dims_by_space.setdefault(row["space"], set()).add(int(row["dim"]))

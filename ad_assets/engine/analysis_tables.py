@@ -6,13 +6,25 @@ from typing import Any
 
 import numpy as np
 
-from ad_assets.engine.item_analysis import EMBED_IMAGE, EMBED_TEXT, ItemAnalysis, UnitAnalysis, text_for_embedding
+from ad_assets.engine.item_analysis import (
+    EMBED_IMAGE,
+    EMBED_TEXT,
+    ItemAnalysis,
+    UnitAnalysis,
+    search_text,
+    text_for_embedding,
+)
+from ai_methods.registry import get_method
 
 ANALYSIS_COLUMNS = (
     "sha256", "url", "media_type", "storage_key", "status", "frames_sampled", "frames_kept",
     "units", "transcript", "failures", "notes", "methods", "ai_calls", "cache_hits", "cost_usd", "steps_resumed",
+    "item_results",
 )  # fmt: skip
-EMBEDDING_COLUMNS = ("sha256", "unit", "frame_index", "t_s", "t_end_s", "kind", "method", "space", "dim", "text", "vector")
+# ``source``: for a ``text`` vector, the method whose output the text is (None: the caption + OCR of ``embed_text``).
+EMBEDDING_COLUMNS = (
+    "sha256", "unit", "frame_index", "t_s", "t_end_s", "kind", "method", "space", "dim", "text", "vector", "source",
+)  # fmt: skip
 
 
 def _slim(result: dict[str, Any]) -> dict[str, Any]:
@@ -37,8 +49,9 @@ def analysis_rows(items: list[ItemAnalysis]) -> list[dict[str, Any]]:
     """One row per media item; nested results are JSON columns."""
     rows = []
     for item in items:
-        results = [r for u in item.units for r in u.results.values()]
-        results += [r for r in [item.transcript_result, *item.segment_vectors] if r is not None]
+        results = [r for u in item.units for r in (*u.results.values(), *u.text_vectors.values())]
+        results += [r for r in item.item_results.values() if r is not item.transcript_result]
+        results += [r for r in [item.transcript_result, *item.segment_vectors, *item.text_vectors.values()] if r is not None]
         methods = {r["method"]: {"version": r["version"], "provider": r["provider"], "model": r["model"]} for r in results}
         rows.append(
             {
@@ -58,6 +71,8 @@ def analysis_rows(items: list[ItemAnalysis]) -> list[dict[str, Any]]:
                 "cache_hits": sum(bool(r.get("cached")) for r in results),
                 "cost_usd": round(sum(float(r.get("cost_usd") or 0) for r in results), 6),
                 "steps_resumed": item.steps_resumed,
+                # Item-level methods' results but the transcript's (in ``transcript``), vectors left out.
+                "item_results": {m: _slim(r) for m, r in sorted(item.item_results.items()) if r is not item.transcript_result},
             }
         )
     return rows
@@ -67,7 +82,7 @@ def _vector_row(item: ItemAnalysis, unit: UnitAnalysis | None, kind: str, result
     output = result["output"]
     return {
         "sha256": item.sha256,
-        "unit": unit.unit if unit else "audio",
+        "unit": unit.unit if unit else extra.get("unit", "audio"),
         "frame_index": unit.frame_index if unit else None,
         "t_s": unit.t_s if unit else extra.get("t_s"),
         "t_end_s": extra.get("t_end_s"),
@@ -77,11 +92,13 @@ def _vector_row(item: ItemAnalysis, unit: UnitAnalysis | None, kind: str, result
         "dim": int(output["dim"]),
         "text": extra.get("text"),
         "vector": np.asarray(output["vector"], dtype=np.float32),
+        "source": extra.get("source"),
     }
 
 
 def embedding_rows(items: list[ItemAnalysis]) -> list[dict[str, Any]]:
-    """One row per vector: each image or kept frame (``image``), its caption + OCR (``text``), each transcript segment (``transcript``)."""
+    """One row per vector: each image or kept frame (``image``), its caption + OCR (``text``), each transcript
+    segment (``transcript``), and the ``search_field`` text of methods declaring one (``text``, ``source`` the method)."""
     rows = []
     for item in items:
         for unit in item.units:
@@ -89,6 +106,9 @@ def embedding_rows(items: list[ItemAnalysis]) -> list[dict[str, Any]]:
                 rows.append(_vector_row(item, unit, "image", unit.results[EMBED_IMAGE]))
             if EMBED_TEXT in unit.results:
                 rows.append(_vector_row(item, unit, "text", unit.results[EMBED_TEXT], text=text_for_embedding(unit)))
+            for source, result in sorted(unit.text_vectors.items()):
+                text = search_text(get_method(source), unit.output(source))
+                rows.append(_vector_row(item, unit, "text", result, text=text, source=source))
         segments = (item.transcript or {}).get("segments", [])
         for segment, result in zip(segments, item.segment_vectors):
             if result is not None:
@@ -96,4 +116,7 @@ def embedding_rows(items: list[ItemAnalysis]) -> list[dict[str, Any]]:
                     _vector_row(item, None, "transcript", result, text=segment["text"],
                                 t_s=segment["start"], t_end_s=segment["end"])  # fmt: skip
                 )
+        for source, result in sorted(item.text_vectors.items()):
+            text = search_text(get_method(source), (item.item_results.get(source) or {}).get("output") or {})
+            rows.append(_vector_row(item, None, "text", result, text=text, source=source, unit="item"))
     return rows

@@ -21,32 +21,12 @@ MIN_ITEMS_FOR_OUTLIERS = 5
 
 
 def summary_inputs(analysis: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per-item results in the shape ``summarize_brand`` accepts (one entry per media item).
+    """Per-item results in the shape ``summarize_brand`` accepts (one entry per media item):
+    ``ai_methods.builtin.summarize_brand.fold_items`` of the items with the outputs it needs."""
+    from ad_assets.engine.brand_cycles import brand_items
+    from ai_methods.builtin.summarize_brand import SummarizeBrand, fold_items
 
-    A video's frames are folded together: every distinct OCR line of its kept
-    frames, the first frame's other outputs, and its transcript; an audio
-    spot is its transcript.
-    """
-    items = []
-    for row in analysis.to_dict(orient="records"):
-        units = row["units"] or []
-        transcript = row.get("transcript") if isinstance(row.get("transcript"), dict) else None
-        if not units and transcript is None:
-            continue  # nothing was read from this item
-        analyses = [{"method": m, "output": r["output"]} for m, r in (units[0]["results"] or {}).items()] if units else []
-        if units:
-            lines, seen = [], set()
-            for unit in units:
-                for line in ((unit["results"].get("ocr_text") or {}).get("output") or {}).get("lines", []):
-                    if line.get("text") and line["text"] not in seen:
-                        seen.add(line["text"])
-                        lines.append(line)
-            analyses = [a for a in analyses if a["method"] != "ocr_text"]
-            analyses.append({"method": "ocr_text", "output": {"text": "\n".join(l["text"] for l in lines), "lines": lines}})
-        if transcript is not None:  # a video's speech, or all there is of an audio spot
-            analyses.append({"method": "transcribe_speech", "output": transcript})
-        items.append({"item_id": row["sha256"][:12], "media_type": row["media_type"], "analyses": analyses})
-    return items
+    return fold_items(brand_items(analysis, SummarizeBrand.needs))
 
 
 def item_vectors(embeddings: pd.DataFrame) -> tuple[list[str], np.ndarray]:

@@ -187,6 +187,14 @@ def _analysis_of_item(
                             _opt(result.get("version"), str), _opt(result.get("provider")), _opt(result.get("model")),
                             _opt(result.get("cost_usd"), float), _opt(result.get("cached"), bool))  # fmt: skip
             )
+    item_results = found.get("item_results") if isinstance(found.get("item_results"), dict) else {}
+    for method, result in sorted(item_results.items()):  # item-level methods' results (not the transcript)
+        meta.add(sha256, None, result)
+        analyses.append(
+            AnalysisRow(sha256, method, _scrub(result.get("output") or {}), None, _opt(result.get("version"), str),
+                        _opt(result.get("provider")), _opt(result.get("model")), _opt(result.get("cost_usd"), float),
+                        _opt(result.get("cached"), bool))  # fmt: skip
+        )
     segments = []
     transcript = found.get("transcript")
     if isinstance(transcript, dict):
@@ -224,6 +232,7 @@ def _vectors(embeddings: pd.DataFrame, segments: dict[str, list[SegmentRow]], me
                 provider=_opt(how.get("provider")), model=_opt(how.get("model")), version=_opt(how.get("version"), str),
                 frame_index=frame_index, segment_index=segment_index,
                 t_s=_opt(row.get("t_s"), float), t_end_s=_opt(row.get("t_end_s"), float), text=_text(row.get("text")),
+                source=_opt(row.get("source"), str),
             )  # fmt: skip
         )
     return vectors
@@ -245,6 +254,7 @@ def _summary(brand_summary: pd.DataFrame) -> SummaryRow | None:
         provider=_opt(method.get("provider")),
         model=_opt(method.get("model")),
         cost_usd=_opt(method.get("cost_usd"), float),
+        cycles=tuple(_scrub(c) for c in _opt(row.get("cycles")) or () if isinstance(c, dict)),
     )
 
 

@@ -1,24 +1,29 @@
-"""The first AI cycle: every stored item through the AI methods, in one event loop.
+"""The first AI cycle: every stored item through the pipeline's methods, in one event loop.
 
-Explicit Python with the conditionals in plain sight:
+Which methods run, and where, is the ``PipelinePlan`` (``pipeline_plan``),
+built from what each method declares (``ai_methods.placement``); this module
+only knows how to walk media:
 
-- image → ``ocr_text``, ``caption``, ``labels``, ``detect_faces``,
-  ``dominant_colors``, ``embed_image``, then ``embed_text`` of caption + OCR;
+- image → one ``picture``: the picture-level methods (``ocr_text``,
+  ``caption``, ``labels``, ``detect_faces``, ``dominant_colors``,
+  ``embed_image``, ``embed_text`` of caption + OCR, and any plugged one);
 - video, or animated image (GIF/WebP/APNG) → the frames shown at
   ``t_i = i·duration/(n−1)`` from the start of the picture, ``embed_image`` of
-  each, frames too similar to the last kept one dropped, the image methods on
-  each kept frame, and, when there is an audio track, ``transcribe_speech``
-  with each transcript segment embedded as text;
-- audio (a radio or podcast spot) → ``transcribe_speech``, each segment
-  embedded as text.
+  each, frames too similar to the last kept one dropped, the picture-level
+  methods on each kept frame;
+- every item → the item-level methods whose condition holds
+  (``transcribe_speech`` when it has sound, each transcript segment then
+  embedded as text), after the picture-level results they need.
 
-All items are in flight together; the ``MethodRunner`` bounds calls per
+Each method starts as soon as what it needs is done: all steps of all items
+in flight are in flight together; the ``MethodRunner`` bounds calls per
 provider, a semaphore bounds items being decoded, and each finished step is
 appended to the item's journal, so a re-run repeats only unfinished steps and
-completed AI calls are not paid again. The journal reaches the store every
-``journal_sync_steps`` steps while the item is in progress (and when it is
-done), so another machine resuming the brand loses at most that many steps
-of it; their AI results are in the shared result cache anyway.
+completed AI calls are not paid again. A method with a ``search_field`` has
+that text embedded (``embed_text``) for text search. The journal reaches the
+store every ``journal_sync_steps`` steps while the item is in progress (and
+when it is done), so another machine resuming the brand loses at most that
+many steps of it; their AI results are in the shared result cache anyway.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 
 from ad_assets.engine.item_journal import ItemJournal
+from ad_assets.engine.pipeline_plan import PipelinePlan, plan_for
 from ad_assets.engine.video_frames import (
     DEFAULT_FRAME_COUNT,
     DistinctFrames,
@@ -39,17 +45,17 @@ from ad_assets.engine.video_frames import (
     VideoDecodeError,
     iter_frames,
 )
+from ai_methods.builtin.embeddings import caption_and_ocr_text
 from ai_methods.calls import MethodRunner
 from ai_methods.errors import AIMethodError
 from ai_methods.inputs import ImageInput, image_input
+from ai_methods.method import AIMethod
+from ai_methods.placement import ITEM, PICTURE, Target
 from resources.media_store import MediaStore, StoreError
 
-IMAGE_STEPS = ("ocr_text", "caption", "labels", "detect_faces", "dominant_colors")
+IMAGE_STEPS = ("ocr_text", "caption", "labels", "detect_faces", "dominant_colors")  # the builtin picture methods
 EMBED_IMAGE, EMBED_TEXT, TRANSCRIBE = "embed_image", "embed_text", "transcribe_speech"
-ANALYSIS_METHODS = (*IMAGE_STEPS, EMBED_IMAGE, TRANSCRIBE)
-EMBEDDING_METHODS = (EMBED_IMAGE, EMBED_TEXT)
-ITEM_METHODS = (*IMAGE_STEPS, EMBED_IMAGE, EMBED_TEXT, TRANSCRIBE)
-ENGINE_VERSION = "2"  # bump when the pipeline's shape changes what it produces (2: media decoded as displayed)
+ENGINE_VERSION = "3"  # bump when the engine's shape changes what it produces (2: media as displayed; 3: planned methods)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,8 @@ class UnitAnalysis:
     frame_index: int | None
     t_s: float | None
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # ``embed_text`` results of the ``search_field`` of methods that declare one, by method.
+    text_vectors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def output(self, method: str) -> dict[str, Any]:
         """The method's output, or ``{}`` when it failed or did not run."""
@@ -92,6 +100,9 @@ class ItemAnalysis:
     transcript: dict[str, Any] | None = None
     transcript_result: dict[str, Any] | None = None
     segment_vectors: list[dict[str, Any] | None] = field(default_factory=list)
+    # Item-level methods' results by method (``transcribe_speech``'s is also ``transcript_result``).
+    item_results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    text_vectors: dict[str, dict[str, Any]] = field(default_factory=dict)  # item-level search texts, by method
     frames_sampled: int = 0
     frames_kept: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
@@ -101,16 +112,16 @@ class ItemAnalysis:
     @property
     def status(self) -> str:
         """``analysed``, ``partial`` (some methods failed) or ``failed`` (nothing usable)."""
-        if not any(unit.results for unit in self.units) and self.transcript_result is None:
+        if not any(unit.results for unit in self.units) and not self.item_results:
             return "failed"
         return "partial" if self.failures else "analysed"
 
 
-def items_to_fill(runner: MethodRunner) -> int:
+def items_to_fill(runner: MethodRunner, methods: Iterable[str] = (*IMAGE_STEPS, EMBED_IMAGE, EMBED_TEXT, TRANSCRIBE)) -> int:
     """Items in flight that keep the busiest provider's slots full: an image holds about two calls
-    at a time (its four first calls, then ``embed_text``), less while its local work runs, so twice
+    at a time (its first calls, then ``embed_text``), less while its local work runs, so twice
     the largest concurrency, within 16..256 (an item in flight holds its bytes and decoded picture)."""
-    return min(256, max(16, 2 * runner.max_concurrency(ITEM_METHODS)))
+    return min(256, max(16, 2 * runner.max_concurrency(tuple(methods))))
 
 
 def journal_store_key(sha256: str) -> str:
@@ -119,16 +130,22 @@ def journal_store_key(sha256: str) -> str:
 
 
 def text_for_embedding(unit: UnitAnalysis) -> str:
-    """What ``embed_text`` sees for a unit: its caption (when a model wrote it) and its OCR text.
+    """What ``embed_text`` sees for a unit: its caption (when a model wrote it) and its OCR text
+    (``ai_methods.builtin.embeddings.caption_and_ocr_text``)."""
+    return caption_and_ocr_text({m: unit.output(m) for m in ("caption", "ocr_text")})
 
-    A ``measured`` caption ("Image 800×600, bright, …") states sizes and
-    colours, not what the ad means: embedding it would make every picture of
-    one size look alike to a text query, so it is left out.
-    """
-    found = unit.output("caption")
-    caption = "" if found.get("basis") == "measured" else str(found.get("caption") or "").strip()
-    ocr = str(unit.output("ocr_text").get("text") or "").strip()
-    return "\n".join(part for part in (caption, ocr) if part)
+
+def search_text(method: AIMethod, output: dict[str, Any]) -> str:
+    """The text of ``method``'s ``search_field`` in ``output`` (a list of strings joined by lines); "" when none."""
+    value = output.get(method.search_field or "")
+    if isinstance(value, list):
+        value = "\n".join(str(v) for v in value if isinstance(v, (str, int, float)))
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _item_step_key(method: str) -> str:
+    # Journals written before the plan named the transcript step "audio:…": kept, so they still resume.
+    return f"audio:{method}" if method == TRANSCRIBE else f"item:{method}"
 
 
 class _ItemRun:
@@ -174,6 +191,178 @@ class _ItemRun:
         return result
 
 
+class _ItemWork:
+    """One item's planned steps as tasks: each awaits what its method needs, then runs if its condition holds.
+
+    Picture-level steps of one unit wait for that unit's needs (and the item's,
+    for an item-level need); item-level steps wait for the item's needs and,
+    for a picture-level need, for that method on every unit once the units are
+    final (``close_units``). Every task is tracked, so a failing item cancels
+    all of its steps.
+    """
+
+    def __init__(self, plan: PipelinePlan, run: _ItemRun, row: dict[str, Any], path: Path) -> None:
+        self.plan, self.run, self.item, self.path = plan, run, run.item, path
+        self.row = row
+        self.has_audio, self.animated = bool(row.get("has_audio")), bool(row.get("animated"))
+        self.units: list[tuple[UnitAnalysis, dict[str, Any]]] = []
+        self.item_steps: dict[str, Any] = {}
+        self.units_final = asyncio.get_running_loop().create_future()
+        self.tasks: list[asyncio.Task] = []
+
+    def _task(self, coro: Awaitable[Any]) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self.tasks.append(task)
+        return task
+
+    def _target(self, scope: str, **fields: Any) -> Target:
+        return Target(scope, media_type=self.item.media_type, has_audio=self.has_audio, animated=self.animated, **fields)
+
+    # ----- item level
+
+    def start_item_methods(self) -> None:
+        """Start the item-level steps (once); they run beside the pictures, waiting only for their needs."""
+        if self.item_steps:
+            return
+        for method in self.plan.at(ITEM):
+            self.item_steps[method.name] = self._task(self._item_step(method))
+
+    async def _item_step(self, method: AIMethod) -> dict[str, Any] | None:
+        outputs: dict[str, dict[str, Any]] = {}
+        unit_outputs: dict[str, list[dict[str, Any]]] = {}
+        for need in method.needs:
+            if self.plan.scope_of(need) == ITEM:
+                found = await self.item_steps[need]
+                if found is not None:
+                    outputs[need] = found["output"]
+            else:  # a picture-level need: that method on every unit, in time order
+                await asyncio.shield(self.units_final)
+                results = [await steps[need] for _, steps in self.units]
+                per_unit = [
+                    {"frame_index": unit.frame_index, "t_s": unit.t_s, "output": r["output"]}
+                    for (unit, _), r in zip(self.units, results)
+                    if r is not None
+                ]
+                if per_unit:
+                    unit_outputs[need] = per_unit
+        target = self._target(ITEM, media=self.path, outputs=outputs, unit_outputs=unit_outputs)
+        inputs = _inputs(method, target)
+        if inputs is None:
+            return None
+        key = _item_step_key(method.name)
+        result = await self.run.step(key, method.name, **inputs)
+        if result is None:
+            return None
+        self.item.item_results[method.name] = result
+        if method.name == TRANSCRIBE:
+            await self._transcript(result)
+        if method.search_field:
+            await self._search_text(method, result, key, self.item.text_vectors)
+        return result
+
+    async def _transcript(self, result: dict[str, Any]) -> None:
+        """Keep the transcript, then embed each segment as text."""
+        item = self.item
+        item.transcript_result, item.transcript = result, result.get("output")
+        segments = (item.transcript or {}).get("segments", [])
+        item.segment_vectors = list(
+            await asyncio.gather(
+                *(
+                    self.run.step(f"audio:segment{i}:{EMBED_TEXT}", EMBED_TEXT, text=s["text"])
+                    if s.get("text", "").strip()
+                    else _none()
+                    for i, s in enumerate(segments)
+                )
+            )
+        )
+
+    # ----- picture level
+
+    def start_unit(
+        self, prefix: str, index: int | None, t_s: float | None, image: bytes | Path,
+        prefilled: dict[str, dict[str, Any] | None] | None = None,
+    ) -> asyncio.Task[UnitAnalysis]:  # fmt: skip
+        """Start the picture-level steps of one image or kept frame (``prefilled``: steps already run,
+        a frame's ``embed_image`` for de-duplication); the task returns the finished unit."""
+        unit = UnitAnalysis("frame" if index is not None else "image", index, t_s)
+        picture = self._task(_shared_image(image))
+        steps: dict[str, Any] = {}
+        for method in self.plan.at(PICTURE):
+            if prefilled is not None and method.name in prefilled:
+                steps[method.name] = self._task(_value(prefilled[method.name]))
+            else:
+                steps[method.name] = self._task(self._picture_step(method, prefix, unit, picture, steps))
+        self.units.append((unit, steps))
+        return self._task(self._finish_unit(unit, steps))
+
+    async def _finish_unit(self, unit: UnitAnalysis, steps: dict[str, Any]) -> UnitAnalysis:
+        results = await asyncio.gather(*steps.values())
+        unit.results = {name: r for name, r in zip(steps, results) if r is not None}
+        return unit
+
+    async def _picture_step(
+        self, method: AIMethod, prefix: str, unit: UnitAnalysis, picture: asyncio.Task, steps: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        outputs: dict[str, dict[str, Any]] = {}
+        for need in method.needs:
+            if self.plan.scope_of(need) == PICTURE:
+                found = await steps[need]
+            else:  # an item-level need (the transcript): the item's steps start with its first picture
+                self.start_item_methods()
+                found = await self.item_steps[need]
+            if found is not None:
+                outputs[need] = found["output"]
+        target = self._target(
+            PICTURE, unit=unit.unit, frame_index=unit.frame_index, t_s=unit.t_s, picture=await picture, outputs=outputs
+        )
+        inputs = _inputs(method, target)
+        if inputs is None:
+            return None
+        key = f"{prefix}:{method.name}"
+        result = await self.run.step(key, method.name, **inputs)
+        if result is not None and method.search_field:
+            await self._search_text(method, result, key, unit.text_vectors)
+        return result
+
+    def close_units(self) -> None:
+        """No more units will start: item-level steps needing picture-level results may gather them."""
+        if not self.units_final.done():
+            self.units_final.set_result(None)
+
+    async def _search_text(self, method: AIMethod, result: dict[str, Any], key: str, into: dict[str, Any]) -> None:
+        text = search_text(method, result.get("output") or {})
+        if text:
+            found = await self.run.step(f"{key}:{EMBED_TEXT}", EMBED_TEXT, text=text)
+            if found is not None:
+                into[method.name] = found
+
+    # ----- the whole item
+
+    async def finish(self, units: list[asyncio.Task[UnitAnalysis]]) -> None:
+        """Wait for every unit and item-level step; the item gets its units in order."""
+        self.close_units()
+        self.start_item_methods()
+        self.item.units = list(await asyncio.gather(*units))
+        await asyncio.gather(*self.item_steps.values())
+
+    async def cancel(self) -> None:
+        self.close_units()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _inputs(method: AIMethod, target: Target) -> dict[str, Any] | None:
+    """The method's inputs at ``target``, or None where its condition is false or it has nothing to read."""
+    if method.condition is not None and not method.condition(target):
+        return None
+    return method.pipeline_inputs(target)
+
+
+async def _value(value: Any) -> Any:
+    return value
+
+
 class BrandAnalyser:
     """Runs the first AI cycle over a brand's stored items."""
 
@@ -186,12 +375,14 @@ class BrandAnalyser:
         journal_dir: Path,
         config: AnalysisConfig = AnalysisConfig(),
         progress: Callable[[ItemAnalysis], None] | None = None,
+        plan: PipelinePlan | None = None,
     ) -> None:
         self.runner, self.store, self.config = runner, store, config
+        self.plan = plan if plan is not None else plan_for()
         self.cache_dir = cache_dir
         self.journal_dir = journal_dir
         self.progress = progress
-        self.items_in_flight = config.items_in_flight or items_to_fill(runner)
+        self.items_in_flight = config.items_in_flight or items_to_fill(runner, self.plan.names(PICTURE, ITEM))
         self._items = asyncio.Semaphore(self.items_in_flight)
         self._decode = asyncio.Semaphore(config.decode_workers)
         self._copies: Counter[Path] = Counter()  # items using each local media copy right now
@@ -241,12 +432,18 @@ class BrandAnalyser:
                     self.runner, journal, item, lambda: self._keep_journal(journal, item, in_progress=True),
                     self.config.journal_sync_steps,
                 )
-                if item.media_type == "audio":
-                    await self._transcribe(run, path)
-                elif item.media_type == "image" and not row.get("animated"):
-                    item.units.append(await self._image_unit(run, "image", None, None, path))
-                else:  # a video, or an animated image read like a short silent video
-                    await self._video(run, path, row)
+                work = _ItemWork(self.plan, run, row, path)
+                try:
+                    if item.media_type == "audio":
+                        await work.finish([])
+                    elif item.media_type == "image" and not row.get("animated"):
+                        work.start_item_methods()
+                        await work.finish([work.start_unit("image", None, None, path)])
+                    else:  # a video, or an animated image read like a short silent video
+                        await self._video(work, path, row)
+                except BaseException:
+                    await work.cancel()
+                    raise
                 await self._keep_journal(journal, item)
             except (StoreError, VideoDecodeError, OSError) as exc:
                 cause = getattr(exc, "cause", type(exc).__name__)
@@ -261,46 +458,22 @@ class BrandAnalyser:
             self.progress(item)
         return item
 
-    async def _image_unit(
-        self, run: _ItemRun, prefix: str, index: int | None, t_s: float | None, image: bytes | Path,
-        frame_embedding: dict[str, Any] | None = None, *, embed: bool = True,
-    ) -> UnitAnalysis:  # fmt: skip
-        """The image methods on one image or kept frame (a frame's ``embed_image`` ran before, for de-duplication)."""
-        unit = UnitAnalysis("frame" if index is not None else "image", index, t_s)
-        steps = list(IMAGE_STEPS) + ([EMBED_IMAGE] if embed else [])
-        shared = await _shared_image(image)
-        results = await asyncio.gather(*(run.step(f"{prefix}:{m}", m, image=shared) for m in steps))
-        unit.results = {m: r for m, r in zip(steps, results) if r is not None}
-        if frame_embedding is not None:
-            unit.results[EMBED_IMAGE] = frame_embedding
-        text = text_for_embedding(unit)
-        if text:
-            embedded_text = await run.step(f"{prefix}:{EMBED_TEXT}", EMBED_TEXT, text=text)
-            if embedded_text is not None:
-                unit.results[EMBED_TEXT] = embedded_text
-        return unit
-
-    async def _video(self, run: _ItemRun, path: Path, row: dict[str, Any]) -> None:
-        """Frames are embedded as they are decoded, judged in order, and each kept frame's image
-        methods start at once: decoding, embedding and the 2.5 s captions overlap instead of
-        waiting for each other, and the transcript runs beside all of it."""
-        item = run.item
+    async def _video(self, work: _ItemWork, path: Path, row: dict[str, Any]) -> None:
+        """Frames are embedded as they are decoded, judged in order, and each kept frame's picture
+        steps start at once: decoding, embedding and the 2.5 s captions overlap instead of
+        waiting for each other, and the item-level steps (the transcript) run beside all of it."""
+        item = work.item
         loop = asyncio.get_running_loop()
         embedded: asyncio.Queue[tuple[SampledFrame, asyncio.Task] | None] = asyncio.Queue()
-        started: list[asyncio.Task] = []
-        transcript: list[asyncio.Task] = []
         stop = threading.Event()
 
         def on_frame(frame: SampledFrame) -> None:  # on the event loop, as each frame is decoded
             if stop.is_set():
                 return  # the item failed or was cancelled while this frame was on its way
-            if row.get("has_audio") and not transcript:
-                # Once a frame decoded, the file is known to be readable media: a corrupt file
-                # fails as one load failure, not also as a failed transcription.
-                transcript.append(asyncio.create_task(run.step("audio:transcribe_speech", TRANSCRIBE, audio=path)))
-                started.append(transcript[0])
-            task = asyncio.create_task(run.step(f"frame{frame.index}:{EMBED_IMAGE}", EMBED_IMAGE, image=frame.jpeg))
-            started.append(task)
+            # Once a frame decoded, the file is known to be readable media: a corrupt file
+            # fails as one load failure, not also as a failed transcription.
+            work.start_item_methods()
+            task = work._task(work.run.step(f"frame{frame.index}:{EMBED_IMAGE}", EMBED_IMAGE, image=frame.jpeg))
             embedded.put_nowait((frame, task))
 
         def decode() -> None:  # in a worker thread
@@ -319,7 +492,7 @@ class BrandAnalyser:
                 # Queued after every on_frame the thread scheduled, so it arrives last.
                 loop.call_soon_threadsafe(embedded.put_nowait, None)
 
-        decoder = asyncio.create_task(decoding())
+        decoder = work._task(decoding())
         rule = DistinctFrames(self.config.dedupe_threshold)
         units: list[asyncio.Task[UnitAnalysis]] = []
         sampled = 0
@@ -331,39 +504,13 @@ class BrandAnalyser:
                 # A frame whose embedding failed cannot be judged a duplicate: it is kept.
                 if embedding is not None and not rule.keep(embedding["output"]["vector"], frame.signature):
                     continue
-                unit = asyncio.create_task(
-                    self._image_unit(run, f"frame{frame.index}", frame.index, frame.t_s, frame.jpeg, embedding, embed=False)
-                )
-                started.append(unit)
-                units.append(unit)
+                units.append(work.start_unit(f"frame{frame.index}", frame.index, frame.t_s, frame.jpeg, {EMBED_IMAGE: embedding}))
             await decoder  # raises the VideoDecodeError, if decoding failed
-            item.units = list(await asyncio.gather(*units))
+            await work.finish(units)
         except BaseException:
             stop.set()
-            for task in (decoder, *started):
-                task.cancel()
-            await asyncio.gather(decoder, *started, return_exceptions=True)
             raise
         item.frames_sampled, item.frames_kept = sampled, len(units)
-        if transcript:
-            await self._transcribe(run, path, transcript[0])
-
-    async def _transcribe(self, run: _ItemRun, path: Path, started: asyncio.Task | None = None) -> None:
-        """The transcript (from ``started`` when it already runs), then each segment embedded as text."""
-        item = run.item
-        item.transcript_result = await (started or run.step("audio:transcribe_speech", TRANSCRIBE, audio=path))
-        item.transcript = (item.transcript_result or {}).get("output")
-        segments = (item.transcript or {}).get("segments", [])
-        item.segment_vectors = list(
-            await asyncio.gather(
-                *(
-                    run.step(f"audio:segment{i}:{EMBED_TEXT}", EMBED_TEXT, text=s["text"])
-                    if s.get("text", "").strip()
-                    else _none()
-                    for i, s in enumerate(segments)
-                )
-            )
-        )
 
     async def _local_copy(self, key: str) -> Path:
         # Read each item from the store once per run; never from its URL.
@@ -442,6 +589,7 @@ async def analyse_brand(
     config: AnalysisConfig = AnalysisConfig(),
     progress: Callable[[ItemAnalysis], None] | None = None,
     sink: Callable[[ItemAnalysis], None] | None = None,
+    plan: PipelinePlan | None = None,
 ) -> tuple[list[ItemAnalysis], float]:
     """Analyse a brand's ``ok`` items; returns them and the elapsed seconds.
 
@@ -450,10 +598,13 @@ async def analyse_brand(
     keeps the per-item journals across runs. With ``sink``, each finished item
     goes to it in row order and is not kept (the list returned is empty):
     memory and local disk stay bounded by the items in flight, whatever the
-    brand's size (``BrandAnalyser.analyse_in_order``).
+    brand's size (``BrandAnalyser.analyse_in_order``). ``plan``: the methods to run (default:
+    ``AD_ASSETS_METHODS``'s, see ``pipeline_plan.plan_for``).
     """
     started = time.perf_counter()
-    analyser = BrandAnalyser(runner, store, cache_dir=cache_dir, journal_dir=journal_dir, config=config, progress=progress)
+    analyser = BrandAnalyser(
+        runner, store, cache_dir=cache_dir, journal_dir=journal_dir, config=config, progress=progress, plan=plan
+    )
     ok = [row for row in rows if row.get("status") == "ok"]
     if sink is not None:
         await analyser.analyse_in_order(ok, sink)

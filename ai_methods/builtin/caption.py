@@ -10,6 +10,7 @@ from ai_methods.builtin import fake_data
 from ai_methods.builtin.image_signals import ImageSignals, brightness_word, measure
 from ai_methods.builtin.remote_chat import ask_json
 from ai_methods.inputs import FRAMES, IMAGE, Inputs
+from ai_methods.placement import PICTURE
 from ai_methods.method import AIMethod, CallContext
 from ai_methods.usage import Usage
 
@@ -66,6 +67,7 @@ class Caption(AIMethod):
     name = "caption"
     version = "1"
     accepts = (IMAGE, FRAMES)
+    applies_to = PICTURE
     output_schema = CaptionOutput
     providers = ("local", "fake", "bedrock", "openai")
     cost_unit = "image"

@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from ai_methods.builtin.fields import Confidence
 from ai_methods.inputs import IMAGE, Inputs
+from ai_methods.placement import PICTURE
 from ai_methods.method import AIMethod, CallContext
 from ai_methods.providers.local.faces import MODEL_ID as FACES_MODEL
 from ai_methods.usage import Usage
@@ -47,6 +48,7 @@ class DetectFaces(AIMethod):
     name = "detect_faces"
     version = "1"
     accepts = (IMAGE,)
+    applies_to = PICTURE
     output_schema = FacesOutput
     providers = ("local", "fake")
     cost_unit = "image"

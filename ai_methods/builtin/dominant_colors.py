@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from ai_methods.builtin.fields import NonEmpty
 from ai_methods.inputs import IMAGE, Inputs
+from ai_methods.placement import PICTURE
 from ai_methods.method import AIMethod, CallContext
 from ai_methods.providers.local.colors import MODEL_ID as COLOURS_MODEL
 from ai_methods.providers.local.colors import NAMED_COLORS, colour_name
@@ -45,6 +46,7 @@ class DominantColors(AIMethod):
     name = "dominant_colors"
     version = "1"
     accepts = (IMAGE,)
+    applies_to = PICTURE
     output_schema = ColorsOutput
     providers = ("local", "fake")
     cost_unit = "image"

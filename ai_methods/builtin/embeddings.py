@@ -11,12 +11,14 @@ can be exercised in tests.
 from __future__ import annotations
 
 import math
+from typing import Any, Mapping
 
 from pydantic import BaseModel, Field, model_validator
 
 from ai_methods.errors import BadResponseError
 from ai_methods.inputs import IMAGE, TEXT, Inputs
 from ai_methods.method import AIMethod, CallContext
+from ai_methods.placement import PICTURE, Condition, Target
 from ai_methods.providers.local import lexical, visual
 from ai_methods.usage import Usage
 
@@ -37,6 +39,19 @@ class EmbeddingOutput(BaseModel):
         if not all(math.isfinite(v) for v in self.vector):
             raise ValueError("vector has non-finite values")
         return self
+
+
+def caption_and_ocr_text(outputs: Mapping[str, dict[str, Any]]) -> str:
+    """What ``embed_text`` sees for a picture: its caption (when a model wrote it) and its OCR text.
+
+    A ``measured`` caption ("Image 800×600, bright, …") states sizes and
+    colours, not what the ad means: embedding it would make every picture of
+    one size look alike to a text query, so it is left out.
+    """
+    found = outputs.get("caption") or {}
+    caption = "" if found.get("basis") == "measured" else str(found.get("caption") or "").strip()
+    ocr = str((outputs.get("ocr_text") or {}).get("text") or "").strip()
+    return "\n".join(part for part in (caption, ocr) if part)
 
 
 def _unit(values: list[float]) -> list[float]:
@@ -71,6 +86,7 @@ class EmbedImage(AIMethod):
     name = "embed_image"
     version = "1"
     accepts = (IMAGE,)
+    applies_to = PICTURE
     output_schema = EmbeddingOutput
     providers = ("local", "fake", "bedrock", "openai")
     cost_unit = "image"
@@ -102,11 +118,20 @@ class EmbedText(AIMethod):
     name = "embed_text"
     version = "1"
     accepts = (TEXT,)
+    # In the pipeline: a picture's caption (when a model wrote it) and its OCR text, for text search.
+    # The engine also embeds each transcript segment and every method's ``search_field`` with it.
+    applies_to = PICTURE
+    needs = ("caption", "ocr_text")
+    condition = Condition("a model caption or OCR text was found", lambda t: bool(caption_and_ocr_text(t.outputs)))
     output_schema = EmbeddingOutput
     providers = ("local", "fake", "bedrock", "openai")
     cost_unit = "1k_tokens"
     remote_primitive = "embed_text"
     local_model = lexical.MODEL_ID
+
+    def pipeline_inputs(self, target: Target) -> dict[str, Any] | None:
+        text = caption_and_ocr_text(target.outputs)
+        return {"text": text} if text else None
 
     async def compute(self, inputs: Inputs, ctx: CallContext) -> EmbeddingOutput:
         text = inputs.text

@@ -12,6 +12,7 @@ from ai_methods.builtin.fields import Confidence, NonEmpty
 from ai_methods.builtin.image_signals import measure
 from ai_methods.builtin.remote_chat import ask_json
 from ai_methods.inputs import FRAMES, IMAGE, Inputs
+from ai_methods.placement import PICTURE
 from ai_methods.method import AIMethod, CallContext
 from ai_methods.usage import Usage
 
@@ -105,6 +106,7 @@ class Labels(AIMethod):
     name = "labels"
     version = "1"
     accepts = (IMAGE, FRAMES)
+    applies_to = PICTURE
     output_schema = LabelsOutput
     providers = ("local", "fake", "bedrock", "openai")
     cost_unit = "image"

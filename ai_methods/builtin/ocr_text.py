@@ -8,6 +8,7 @@ from ai_methods.builtin import fake_data
 from ai_methods.builtin.fields import Box, Confidence, NonEmpty
 from ai_methods.builtin.remote_chat import ask_json
 from ai_methods.inputs import IMAGE, Inputs
+from ai_methods.placement import PICTURE
 from ai_methods.method import AIMethod, CallContext
 from ai_methods.providers.local.ocr import MODEL_ID as OCR_MODEL
 from ai_methods.usage import Usage
@@ -59,6 +60,7 @@ class OcrText(AIMethod):
     name = "ocr_text"
     version = "1"
     accepts = (IMAGE,)
+    applies_to = PICTURE
     output_schema = OcrOutput
     providers = ("local", "fake", "bedrock", "openai")
     cost_unit = "image"

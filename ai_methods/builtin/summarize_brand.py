@@ -16,13 +16,14 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
 from ai_methods.builtin import fake_data
 from ai_methods.builtin.summary_chunks import draft_every_item
 from ai_methods.inputs import RESULTS, Inputs
+from ai_methods.placement import BRAND, Target
 from ai_methods.method import AIMethod, CallContext
 from ai_methods.providers.local.lexical import STOPWORDS
 from ai_methods.usage import Usage
@@ -277,10 +278,16 @@ class SummarizeBrand(AIMethod):
     # local quotes transcript words only at a measured confidence.
     version = "2"
     accepts = (RESULTS,)
+    applies_to = BRAND
+    needs = ("ocr_text", "caption", "labels", "detect_faces", "dominant_colors", "transcribe_speech")
     output_schema = SummaryOutput
     providers = ("local", "fake", "bedrock", "openai")
     cost_unit = "1k_tokens"
     local_model = "local-extractive-summary-v2"
+
+    def pipeline_inputs(self, target: Target) -> dict[str, Any] | None:
+        items = fold_items(target.items)
+        return {"results": items} if items else None
 
     async def compute(self, inputs: Inputs, ctx: CallContext) -> SummaryOutput:
         results = list(inputs.results or ())
@@ -333,3 +340,33 @@ async def remote_draft(ctx: CallContext, items: list[ItemSignals]) -> _Draft:
         ),
         max_chars=MAX_DIGEST_CHARS, max_tokens=1500,
     )  # fmt: skip
+
+
+def fold_items(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The brand's items (``Target.items``) as ``summarize_brand`` reads them: one entry per item.
+
+    A video's or animated image's frames are folded together: every distinct
+    OCR line of its kept frames, the first frame's other outputs, and its
+    transcript; an audio spot is its transcript. Entries are
+    ``{"item_id", "media_type", "analyses": [{"method", "output"}]}``.
+    """
+    folded = []
+    for item in items:
+        units = item.get("units") or []
+        transcript = (item.get("outputs") or {}).get("transcribe_speech")
+        if not units and not transcript:
+            continue  # nothing was read from this item
+        analyses = [{"method": m, "output": o} for m, o in sorted((units[0].get("outputs") or {}).items())] if units else []
+        if units:
+            lines, seen = [], set()
+            for unit in units:
+                for line in ((unit.get("outputs") or {}).get("ocr_text") or {}).get("lines", []):
+                    if line.get("text") and line["text"] not in seen:
+                        seen.add(line["text"])
+                        lines.append(line)
+            analyses = [a for a in analyses if a["method"] != "ocr_text"]
+            analyses.append({"method": "ocr_text", "output": {"text": "\n".join(l["text"] for l in lines), "lines": lines}})
+        if transcript:  # a video's speech, or all there is of an audio spot
+            analyses.append({"method": "transcribe_speech", "output": transcript})
+        folded.append({"item_id": item["item_id"], "media_type": item["media_type"], "analyses": analyses})
+    return folded

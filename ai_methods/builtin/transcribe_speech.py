@@ -12,6 +12,7 @@ from ai_methods.builtin import fake_data
 from ai_methods.builtin.fields import Confidence, NonEmpty, Seconds
 from ai_methods.errors import BadResponseError
 from ai_methods.inputs import AUDIO, Inputs
+from ai_methods.placement import HAS_AUDIO, ITEM
 from ai_methods.method import AIMethod, CallContext
 from ai_methods.providers.local import LocalProvider
 from ai_methods.providers.local.speech import MODEL_ID as SPEECH_MODEL
@@ -111,6 +112,8 @@ class TranscribeSpeech(AIMethod):
     name = "transcribe_speech"
     version = "2"
     accepts = (AUDIO,)
+    applies_to = ITEM
+    condition = HAS_AUDIO
     output_schema = TranscriptOutput
     providers = ("local", "fake", "bedrock", "openai")
     cost_unit = "audio_minute"

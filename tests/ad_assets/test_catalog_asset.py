@@ -62,7 +62,7 @@ def test_the_io_manager_commits_the_catalog_and_reports_it(setup, database_url):
     meta = {k: getattr(v, "value", v) for k, v in result.asset_materializations_for_node("brand_catalog")[0].metadata.items()}
     assert meta["index_version"] == 1 and meta["changed"] is True
     assert meta["rows_by_table"] == {"media_items": 4, "frames": 3, "transcript_segments": 1, "analyses": 43,
-                                     "brand_summaries": 1, "vectors": 13}  # fmt: skip
+                                     "brand_summaries": 1, "brand_analyses": 0, "vectors": 13}  # fmt: skip
     assert meta["vectors_by_space"] == {"local-lexical-v1": 7, "local-visual-v1": 6}
     assert set(meta["indexes_written"]) == {"local-lexical-v1", "local-visual-v1"}
     assert meta["elapsed_s"] >= meta["commit_s"] > 0
