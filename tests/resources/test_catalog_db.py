@@ -116,7 +116,7 @@ def test_commit_writes_every_table_with_references_resolved(conn):
 
     assert result.changed and result.version == 1
     assert counts(conn, "acme") == {"brands": 1, "vectors": 12, "analyses": 6, "transcript_segments": 2, "frames": 3,
-                                    "media_items": 3, "brand_summaries": 1, "vector_indexes": 2}  # fmt: skip
+                                    "media_items": 3, "brand_summaries": 1, "brand_analyses": 0, "vector_indexes": 2}  # fmt: skip
     frame = conn.execute(
         "SELECT m.sha256, f.t_s, f.ocr_text FROM vectors v JOIN frames f ON f.id = v.frame_id"
         " JOIN media_items m ON m.id = v.media_item_id WHERE v.kind = 'image' AND f.frame_index = 20"
