@@ -11,10 +11,12 @@ CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: demo test dev bench clean browser
 
-$(STAMP): pyproject.toml
+# tests/plugin_example is a method package of its own, installed the way its users would install theirs:
+# the plug-in tests prove its methods run in the pipeline (the suite pins AD_ASSETS_METHODS=builtin otherwise).
+$(STAMP): pyproject.toml tests/plugin_example/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,speech]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,speech]' -e tests/plugin_example
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -35,6 +35,14 @@ _EXPORTS = {
     "AUDIO": "ai_methods.inputs",
     "TEXT": "ai_methods.inputs",
     "RESULTS": "ai_methods.inputs",
+    "PICTURE": "ai_methods.placement",
+    "ITEM": "ai_methods.placement",
+    "BRAND": "ai_methods.placement",
+    "Condition": "ai_methods.placement",
+    "Target": "ai_methods.placement",
+    "TEXT_FOUND": "ai_methods.placement",
+    "HAS_AUDIO": "ai_methods.placement",
+    "media_type_is": "ai_methods.placement",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -11,10 +11,8 @@ from ad_assets.engine.item_analysis import (
     EMBED_TEXT,
     ItemAnalysis,
     UnitAnalysis,
-    search_text,
     text_for_embedding,
 )
-from ai_methods.registry import get_method
 
 ANALYSIS_COLUMNS = (
     "sha256", "url", "media_type", "storage_key", "status", "frames_sampled", "frames_kept",
@@ -82,7 +80,7 @@ def _vector_row(item: ItemAnalysis, unit: UnitAnalysis | None, kind: str, result
     output = result["output"]
     return {
         "sha256": item.sha256,
-        "unit": unit.unit if unit else extra.get("unit", "audio"),
+        "unit": unit.unit if unit else extra.get("unit_name", "audio"),
         "frame_index": unit.frame_index if unit else None,
         "t_s": unit.t_s if unit else extra.get("t_s"),
         "t_end_s": extra.get("t_end_s"),
@@ -107,8 +105,7 @@ def embedding_rows(items: list[ItemAnalysis]) -> list[dict[str, Any]]:
             if EMBED_TEXT in unit.results:
                 rows.append(_vector_row(item, unit, "text", unit.results[EMBED_TEXT], text=text_for_embedding(unit)))
             for source, result in sorted(unit.text_vectors.items()):
-                text = search_text(get_method(source), unit.output(source))
-                rows.append(_vector_row(item, unit, "text", result, text=text, source=source))
+                rows.append(_vector_row(item, unit, "text", result, text=result["text"], source=source))
         segments = (item.transcript or {}).get("segments", [])
         for segment, result in zip(segments, item.segment_vectors):
             if result is not None:
@@ -117,6 +114,5 @@ def embedding_rows(items: list[ItemAnalysis]) -> list[dict[str, Any]]:
                                 t_s=segment["start"], t_end_s=segment["end"])  # fmt: skip
                 )
         for source, result in sorted(item.text_vectors.items()):
-            text = search_text(get_method(source), (item.item_results.get(source) or {}).get("output") or {})
-            rows.append(_vector_row(item, None, "text", result, text=text, source=source, unit="item"))
+            rows.append(_vector_row(item, None, "text", result, text=result["text"], source=source, unit_name="item"))
     return rows

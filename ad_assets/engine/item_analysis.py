@@ -80,7 +80,7 @@ class UnitAnalysis:
     frame_index: int | None
     t_s: float | None
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # ``embed_text`` results of the ``search_field`` of methods that declare one, by method.
+    # ``embed_text`` results of the ``search_field`` of methods that declare one, by method (with ``text``).
     text_vectors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def output(self, method: str) -> dict[str, Any]:
@@ -334,7 +334,7 @@ class _ItemWork:
         if text:
             found = await self.run.step(f"{key}:{EMBED_TEXT}", EMBED_TEXT, text=text)
             if found is not None:
-                into[method.name] = found
+                into[method.name] = {**found, "text": text}  # the text beside its vector, as embedding rows need it
 
     # ----- the whole item
 

@@ -1,0 +1,127 @@
+"""The engine runs whatever the plan holds, where each method declared: a method needing every
+picture's OCR gets each kept frame's in time order, a picture-level method needing the item's
+transcript gets it, conditions skip what does not apply, a need that failed is absent (not a
+failure of its dependant), and a ``search_field`` is embedded for text search. Real media, a
+local store, the fake provider for the remote models."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ad_assets.demo.samples import Scene, encode_image, render_ad_image, render_ad_video
+from ad_assets.engine.analysis_tables import analysis_rows, embedding_rows
+from ad_assets.engine.item_analysis import AnalysisConfig, ItemAnalysis, analyse_brand
+from ad_assets.engine.pipeline_plan import PipelinePlan, build_plan
+from ai_methods import RESULTS, TEXT, AIMethod
+from ai_methods.calls import MethodRunner
+from ai_methods.errors import BadResponseError
+from ai_methods.placement import ITEM, PICTURE, TEXT_FOUND, media_type_is
+from ai_methods.providers.fake import FakeProvider
+from ai_methods.registry import registry
+from ai_methods.settings import AISettings
+from resources.media_store import MediaStore
+from tests.ad_assets.media_rows import store_media
+
+SCENES = [Scene(("ONE",), (250, 240, 220), 1.0), Scene(("TWO",), (30, 60, 120), 1.0), Scene(("THREE",), (200, 40, 40), 1.0)]
+
+
+class FrameTexts(AIMethod):
+    """Item level: every kept picture's OCR text, as received."""
+
+    name, version, accepts, providers = "frame_texts", "1", (RESULTS,), ("fake",)
+    output_schema = {"type": "object"}
+    applies_to, needs, search_field = ITEM, ("ocr_text",), "joined"
+
+    async def compute(self, inputs, ctx):
+        seen = [(r["t_s"], r["output"]["text"]) for r in inputs.results]
+        return {"seen": seen, "joined": " / ".join(text for _, text in seen)}
+
+
+class SpokenWords(AIMethod):
+    """Picture level, videos only: how many words the item's transcript holds."""
+
+    name, version, accepts, providers = "spoken_words", "1", (RESULTS,), ("fake",)
+    output_schema = {"type": "object"}
+    applies_to, needs, condition = PICTURE, ("transcribe_speech",), media_type_is("video")
+
+    async def compute(self, inputs, ctx):
+        (transcript,) = [r["output"] for r in inputs.results if r["method"] == "transcribe_speech"]
+        return {"words": len(transcript.get("words", []))}
+
+
+class Shout(AIMethod):
+    """Picture level where OCR found text: the text upper-cased."""
+
+    name, version, accepts, providers = "shout", "1", (TEXT,), ("fake",)
+    output_schema = {"type": "object"}
+    applies_to, needs, condition = PICTURE, ("ocr_text",), TEXT_FOUND
+
+    async def compute(self, inputs, ctx):
+        return {"text": inputs.text.upper()}
+
+
+MINE = {m.name: m for m in (FrameTexts(), SpokenWords(), Shout())}
+
+
+@pytest.fixture(scope="module")
+def media() -> dict[str, bytes]:
+    return {"video": render_ad_video(SCENES), "image": encode_image(render_ad_image(["SAVE 20%"]), "PNG")}
+
+
+def plan(*names: str) -> PipelinePlan:
+    return build_plan({**registry(), **MINE}, ["builtin", *names])
+
+
+def run(tmp_path: Path, rows: list[dict], plan: PipelinePlan, fake: FakeProvider | None = None) -> list[ItemAnalysis]:
+    settings = AISettings(default_provider="fake", method_providers={"embed_image": "local"}, cache_dir=tmp_path / "c")
+    runner = MethodRunner(settings, fake=fake or FakeProvider(), methods={**registry(), **MINE})
+    store = MediaStore.from_url(str(tmp_path / "store"))
+
+    async def go() -> list[ItemAnalysis]:
+        async with runner:
+            items, _ = await analyse_brand(
+                rows, runner=runner, store=store, cache_dir=tmp_path / "media", journal_dir=tmp_path / "journals",
+                config=AnalysisConfig(frame_count=6), plan=plan,
+            )  # fmt: skip
+            return items
+
+    return asyncio.run(go())
+
+
+def rows(tmp_path: Path, *data: bytes) -> list[dict[str, Any]]:
+    store = MediaStore.from_url(str(tmp_path / "store"))
+    return [store_media(store, d) for d in data]
+
+
+def test_an_item_level_method_gets_every_kept_pictures_output_in_time_order(tmp_path, media):
+    (video,) = run(tmp_path, rows(tmp_path, media["video"]), plan("frame_texts"))
+    assert video.status == "analysed" and video.frames_kept == 3
+    expected = [[u.t_s, u.output("ocr_text")["text"]] for u in video.units]
+    assert [list(p) for p in video.item_results["frame_texts"]["output"]["seen"]] == expected
+    assert [t for t, _ in expected] == sorted(t for t, _ in expected)
+    # its search_field is embedded for text search, with the method as the text's source
+    (row,) = [r for r in embedding_rows([video]) if r.get("source") == "frame_texts"]
+    assert row["kind"] == "text" and row["unit"] == "item" and row["text"] == " / ".join(t for _, t in expected).strip()
+    assert analysis_rows([video])[0]["item_results"]["frame_texts"]["output"]["joined"] == row["text"]
+
+
+def test_a_picture_level_method_gets_its_items_transcript_and_conditions_skip_the_rest(tmp_path, media):
+    video, image = run(tmp_path, rows(tmp_path, media["video"], media["image"]), plan("spoken_words", "frame_texts"))
+    words = len(video.transcript["words"])
+    assert words > 0
+    assert [u.output("spoken_words") for u in video.units] == [{"words": words}] * video.frames_kept
+    assert "spoken_words" not in image.units[0].results  # a still image is not a video: skipped, not failed
+    assert image.failures == [] and video.failures == []
+
+
+def test_a_need_that_failed_is_absent_and_its_dependant_is_skipped_not_failed(tmp_path, media):
+    fake = FakeProvider(errors={"ocr_text": [BadResponseError("ocr_text: unusable reply")]})
+    (image,) = run(tmp_path, rows(tmp_path, media["image"]), plan("shout"), fake)
+    assert [f["method"] for f in image.failures] == ["ocr_text"]
+    assert "shout" not in image.units[0].results and image.status == "partial"
+    (again,) = run(tmp_path / "2", rows(tmp_path / "2", media["image"]), plan("shout"))
+    assert again.units[0].output("shout") == {"text": again.units[0].output("ocr_text")["text"].upper()}
