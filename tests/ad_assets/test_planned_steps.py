@@ -106,7 +106,7 @@ def test_an_item_level_method_gets_every_kept_pictures_output_in_time_order(tmp_
     # its search_field is embedded for text search, with the method as the text's source
     (row,) = [r for r in embedding_rows([video]) if r.get("source") == "frame_texts"]
     assert row["kind"] == "text" and row["unit"] == "item" and row["text"] == " / ".join(t for _, t in expected).strip()
-    assert analysis_rows([video])[0]["item_results"]["frame_texts"]["output"]["joined"] == row["text"]
+    assert analysis_rows([video])[0]["item_results"]["frame_texts"]["output"]["joined"].strip() == row["text"]
 
 
 def test_a_picture_level_method_gets_its_items_transcript_and_conditions_skip_the_rest(tmp_path, media):
