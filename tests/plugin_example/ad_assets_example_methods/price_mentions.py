@@ -25,7 +25,8 @@ class Mention(BaseModel):
 class PriceMentionsOutput(BaseModel):
     mentions: list[Mention]
     count: int = Field(ge=0)
-    summary: str = Field(description="the mentions as written, '; '-separated: what text search finds")
+    summary: str = Field(description="'<kind> <text>' per mention, '; '-separated: what text search finds, so a "
+                         "query for 'discount' finds an ad that only says '30% OFF'")
 
 
 class PriceMentions(AIMethod):
@@ -60,4 +61,5 @@ class PriceMentions(AIMethod):
             )
             found = [m.text for m in draft.mentions]
         mentions = [Mention(text=t, kind="discount" if "%" in t or "off" in t.lower() else "price") for t in found]
-        return PriceMentionsOutput(mentions=mentions, count=len(mentions), summary="; ".join(found))
+        summary = "; ".join(f"{m.kind} {m.text}" for m in mentions)
+        return PriceMentionsOutput(mentions=mentions, count=len(mentions), summary=summary)
