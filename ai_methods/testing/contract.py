@@ -8,7 +8,10 @@
    carries the method's version, survives a JSON round trip, and is identical
    when computed again by a fresh runner without cache (determinism);
 3. typed errors: empty, corrupt and wrongly typed inputs, inputs of a kind it
-   does not accept, and no input at all raise ``InvalidInputError``.
+   does not accept, and no input at all raise ``InvalidInputError``;
+4. for a method placed in the pipeline (``applies_to``): what the pipeline
+   would give it (``pipeline_inputs`` on a sample picture, item or brand, its
+   needs computed first on the fake provider the same way) gives a valid result.
 
 Pass ``providers=("fake", "local")`` to also check schema validity on ``local``.
 """
@@ -26,6 +29,7 @@ from ai_methods.errors import InvalidInputError
 from ai_methods.images import encode_png
 from ai_methods.inputs import AUDIO, FRAMES, IMAGE, KINDS, RESULTS, TEXT
 from ai_methods.method import AIMethod, MethodResult
+from ai_methods.placement import BRAND, ITEM, PICTURE, Target
 
 SAMPLE_TEXT = "Fresh coffee every morning. Visit our store today and save twenty percent."
 
@@ -170,10 +174,57 @@ async def acheck_method_contract(
                 )
             await _expect_invalid(runner, method, provider, "no input at all")
             checks.append(f"{provider}:wrong-kind")
+            if method.applies_to is not None:
+                checks.append(await _check_placed(runner, method, provider))
         finally:
             await runner.aclose()
             await other.aclose()
     return checks
+
+
+async def _check_placed(runner: Any, method: AIMethod, provider: str) -> str:
+    """Run ``method`` on what the pipeline would give it at a sample target; returns the check's name."""
+    # The fake provider's outputs vary with the picture: the first sample where the condition holds.
+    for variant in range(3):
+        target = await sample_target(method, runner, variant)
+        if method.condition is None or method.condition(target):
+            break
+    else:
+        return f"{provider}:pipeline:condition-false-on-samples"
+    inputs = method.pipeline_inputs(target)
+    assert inputs, f"{method.name}: pipeline_inputs gave nothing on a sample {method.applies_to} with its needs met"
+    _check_result(method, await runner.run(method, provider=provider, **inputs), provider)
+    return f"{provider}:pipeline"
+
+
+async def sample_target(method: AIMethod, runner: Any, variant: int = 0, _memo: dict[str, Any] | None = None) -> Target:
+    """A sample ``Target`` for ``method``'s scope with the outputs of its needs computed first, each on the
+    fake provider from its own ``pipeline_inputs``: one still image (``sample_png(variant)``) whose item's audio is
+    ``sample_wav``, in a one-item brand. A need that gives nothing is absent, as in the pipeline."""
+    from ai_methods.registry import get_method
+
+    memo = {} if _memo is None else _memo
+    scopes: dict[str, dict[str, Any]] = {PICTURE: {}, ITEM: {}, BRAND: {}}
+    for name in method.needs:
+        if name not in memo:
+            need = get_method(name)
+            need_target = await sample_target(need, runner, variant, memo)
+            inputs = None
+            if need.condition is None or need.condition(need_target):
+                inputs = need.pipeline_inputs(need_target)
+            memo[name] = (await runner.run(need, provider="fake", **inputs)).output if inputs else None
+        if memo[name] is not None:
+            scopes[get_method(name).applies_to or PICTURE][name] = memo[name]
+    if method.applies_to == PICTURE:
+        return Target(PICTURE, media_type="image", unit="image", picture=sample_png(variant),
+                      outputs={**scopes[PICTURE], **scopes[ITEM]})  # fmt: skip
+    if method.applies_to == ITEM:
+        per_unit = {n: [{"frame_index": 0, "t_s": 0.0, "output": o}] for n, o in scopes[PICTURE].items()}
+        return Target(ITEM, media_type="video", has_audio=True, media=sample_wav(), outputs=scopes[ITEM],  # type: ignore[arg-type]
+                      unit_outputs=per_unit)  # fmt: skip
+    item = {"item_id": "sample-item", "sha256": "0" * 64, "media_type": "image", "outputs": scopes[ITEM],
+            "units": [{"unit": "image", "frame_index": None, "t_s": None, "outputs": scopes[PICTURE]}]}  # fmt: skip
+    return Target(BRAND, brand="sample-brand", items=(item,), outputs=scopes[BRAND])
 
 
 def check_method_contract(method: AIMethod, *, providers: Iterable[str] = ("fake",), local: Any = None) -> list[str]:

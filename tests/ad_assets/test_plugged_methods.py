@@ -16,12 +16,14 @@ import json
 import dagster as dg
 import psycopg
 import pytest
+from starlette.testclient import TestClient
 
 from ad_assets.backfill import plan_backfill
 from ad_assets.cli import main
 from ad_assets.definitions import build_definitions
 from ad_assets.demo.samples import Scene, encode_image, render_ad_image, render_ad_video
-from ad_assets.search import search
+from ad_assets.search import SearchResources, search
+from ad_assets.web.app import create_app
 from ad_assets.settings import Settings
 from ai_methods.registry import get_method
 from tests.support.loopback_http import LoopbackHTTPServer, Static
@@ -73,6 +75,11 @@ def turned_on(tmp_path_factory, module_database_url):
             found["meta"] = {asset: _metadata(instance, asset) for asset in ANALYSED}
             found["fresh_after"] = plan_backfill(instance, build_definitions(Settings.from_env()), stale_only=True)
         found["hits"] = search(Settings.from_env(), query="discount", brand=BRAND, k=20)
+        with TestClient(create_app(SearchResources.from_settings(Settings.from_env()))) as client:
+            video_hit = next(h for h in found["hits"] if h.media_type == "video")
+            found["item_page"] = client.get(f"/items/{video_hit.media_id}").text
+            found["item_api"] = client.get(f"/api/items/{video_hit.media_id}").json()
+            found["brand_page"] = client.get(f"/brands/{BRAND}").text
     return found
 
 
@@ -139,6 +146,14 @@ def test_the_plugged_text_is_found_by_search_with_its_method_as_source(turned_on
     assert sources == {("price_mentions", "video"), ("price_mentions", "image")}, [(h.text_source, h.text) for h in hits]
     (hit,) = [h for h in hits if h.media_type == "video"]
     assert hit.text.upper().startswith("DISCOUNT 30%") and hit.t_s is not None
+
+
+def test_the_search_pages_show_the_plugged_outputs(turned_on):
+    analyses = [a for a in turned_on["item_api"]["analyses"] if a["method"] == "price_mentions"]
+    assert analyses and all(a["provider"] == "local" and a["version"] == "1" and a["t_s"] is not None for a in analyses)
+    assert "<td>price_mentions</td>" in turned_on["item_page"]
+    page = turned_on["brand_page"]
+    assert 'id="cycles"' in page and "<td>offer_mix</td>" in page and "items_with_offers" in page
 
 
 def test_the_harness_runs_a_plugged_method_alone(capsys, tmp_path, monkeypatch):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from ai_methods import list_methods
+from ai_methods import PICTURE, TEXT, AIMethod, list_methods
+from ai_methods.errors import InvalidInputError
 from ai_methods.testing import acheck_method_contract, check_method_contract
 
 METHODS = list_methods()
@@ -35,6 +36,29 @@ async def test_contract_on_fake_and_local(method, local_provider):
             f"local:{kind}:schema",
             f"fake:{kind}:invalid",
         } <= set(checks)
+    if method.applies_to is not None:  # placed in the pipeline: it ran on what the pipeline gives it
+        assert {"fake:pipeline", "local:pipeline"} <= set(checks)
+
+
+def test_the_plugged_example_methods_are_picked_up():
+    names = {m.name: type(m).__module__ for m in METHODS}
+    assert names["price_mentions"].startswith("ad_assets_example_methods") and "offer_mix" in names
+
+
+def test_a_placed_method_whose_pipeline_inputs_it_cannot_take_fails_the_contract():
+    class Mislaid(AIMethod):
+        name, version, accepts, providers = "mislaid", "1", (TEXT,), ("fake",)
+        output_schema = {"type": "object"}
+        applies_to, needs = PICTURE, ("ocr_text",)
+
+        def pipeline_inputs(self, target):
+            return {"image": target.picture}  # it accepts text only
+
+        async def compute(self, inputs, ctx):
+            return {"n": len(inputs.text)}
+
+    with pytest.raises(InvalidInputError, match="mislaid: does not accept image"):
+        check_method_contract(Mislaid())
 
 
 def test_the_sync_entry_point_works_outside_an_event_loop():

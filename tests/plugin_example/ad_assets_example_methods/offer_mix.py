@@ -36,12 +36,18 @@ class OfferMix(AIMethod):
         if ctx.kind == "fake":
             await ctx.fake.answer(self.name)
         ctx.add_usage(Usage(requests=1))
+        # The pipeline's shape (ai_methods.placement.Target.items, then the earlier cycles); any other
+        # list of objects (the harness, the contract) counts what it can.
         items = [r for r in inputs.results if "item_id" in r]
-        earlier = {r["cycle"]: r["output"] for r in inputs.results if "cycle" in r}
+        earlier = {r["cycle"]: r.get("output") or {} for r in inputs.results if "cycle" in r}
         kinds: dict[str, Counter[str]] = {"discount": Counter(), "price": Counter()}
         with_offers = 0
         for item in items:
-            found = [m for unit in item["units"] for m in unit["outputs"].get("price_mentions", {}).get("mentions", [])]
+            found = [
+                m
+                for unit in item.get("units") or []
+                for m in ((unit.get("outputs") or {}).get("price_mentions") or {}).get("mentions", [])
+            ]
             with_offers += bool(found)
             for mention in found:
                 kinds[mention["kind"]][mention["text"].upper()] += 1
