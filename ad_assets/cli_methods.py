@@ -70,6 +70,28 @@ def cmd_list(args: argparse.Namespace) -> int:
         head = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:4]))
         desc = r[4] if len(r[4]) <= 70 else r[4][:69] + "…"
         print(f"{head}  {desc}".rstrip())
+    return _print_pipeline()
+
+
+def _print_pipeline() -> int:
+    """Where each method runs in the brand pipeline that ``AD_ASSETS_METHODS`` selects (or why it cannot)."""
+    from ad_assets.engine.pipeline_plan import PipelineError, plan_for
+    from ad_assets.settings import methods_from_env
+
+    selection = ",".join(methods_from_env())
+    try:
+        plan = plan_for()
+    except PipelineError as exc:
+        return _fail(f"the pipeline (AD_ASSETS_METHODS={selection}) cannot be planned: {exc}", EXIT_FAILED)
+    print(f"\npipeline (AD_ASSETS_METHODS={selection}), in order:")
+    for scope in ("picture", "item", "brand"):
+        parts = []
+        for m in plan.at(scope):
+            how = [f"needs {', '.join(m.needs)}"] if m.needs else []
+            how += [f"when {m.condition.description}"] if m.condition else []
+            how += [f"searchable: {m.search_field}"] if m.search_field else []
+            parts.append(m.name + (f" ({'; '.join(how)})" if how else ""))
+        print(f"  {scope:<8} " + (", ".join(parts) or "(none)"))
     return EXIT_OK
 
 

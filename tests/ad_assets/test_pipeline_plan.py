@@ -90,6 +90,20 @@ def test_a_bad_plug_in_stops_the_code_location_from_loading_with_its_message(tmp
         unregister_method("tagline")
 
 
+def test_methods_list_says_why_the_pipeline_cannot_be_planned(capsys, monkeypatch):
+    from ad_assets.cli import main
+
+    monkeypatch.setenv("AD_ASSETS_METHODS", "all")
+    register_method(method("tagline", PICTURE, ("captoin",)))
+    try:
+        assert main(["methods", "list"]) == 1
+    finally:
+        unregister_method("tagline")
+    captured = capsys.readouterr()
+    assert "tagline" in captured.out  # the table is still printed
+    assert "the pipeline (AD_ASSETS_METHODS=all) cannot be planned: method 'tagline' needs 'captoin'" in captured.err
+
+
 def test_a_declaration_is_checked_when_the_class_is_written():
     with pytest.raises(TypeError, match="applies_to='frame' must be one of"):
         method("tagline", "frame")

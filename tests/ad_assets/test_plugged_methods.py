@@ -163,6 +163,10 @@ def test_the_harness_runs_a_plugged_method_alone(capsys, tmp_path, monkeypatch):
                  "--provider", "local"]) == 0  # fmt: skip
     out = json.loads(capsys.readouterr().out)
     assert out["result"]["summary"] == "discount 20% off; price $3.99" and out["result"]["count"] == 2
+    monkeypatch.setenv("AD_ASSETS_METHODS", "all")
+    assert main(["methods", "list"]) == 0
+    (line,) = [l for l in capsys.readouterr().out.splitlines() if l.startswith("  brand ")]
+    assert "offer_mix (needs price_mentions, summarize_brand)" in line
     assert main(["methods", "list", "--json"]) == 0
     listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
     assert listed["offer_mix"]["applies_to"] == "brand" and listed["offer_mix"]["needs"] == ["price_mentions", "summarize_brand"]

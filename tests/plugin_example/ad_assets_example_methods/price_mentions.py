@@ -29,6 +29,12 @@ class PriceMentionsOutput(BaseModel):
                          "query for 'discount' finds an ad that only says '30% OFF'")
 
 
+class _Draft(BaseModel):
+    """What the chat model is asked for: the mentions alone (the rest is derived from them)."""
+
+    mentions: list[Mention]
+
+
 class PriceMentions(AIMethod):
     """Prices ("$4.99", "3 €") and discounts ("20%", "30% off") written on a picture, read from its OCR text."""
 
@@ -55,7 +61,7 @@ class PriceMentions(AIMethod):
         else:
             draft = await ask_json(
                 ctx,
-                PriceMentionsOutput,
+                _Draft,
                 system="You extract prices and discounts from advertising text.",
                 prompt=f"List every price or discount written in this text, as written:\n\n{inputs.text}",
             )
