@@ -246,10 +246,10 @@ class _ItemWork:
                 if per_unit:
                     unit_outputs[need] = per_unit
         target = self._target(ITEM, media=self.path, outputs=outputs, unit_outputs=unit_outputs)
-        inputs = _inputs(method, target)
+        key = _item_step_key(method.name)
+        inputs = self._inputs(method, target, key)
         if inputs is None:
             return None
-        key = _item_step_key(method.name)
         result = await self.run.step(key, method.name, **inputs)
         if result is None:
             return None
@@ -315,14 +315,24 @@ class _ItemWork:
         target = self._target(
             PICTURE, unit=unit.unit, frame_index=unit.frame_index, t_s=unit.t_s, picture=await picture, outputs=outputs
         )
-        inputs = _inputs(method, target)
+        key = f"{prefix}:{method.name}"
+        inputs = self._inputs(method, target, key)
         if inputs is None:
             return None
-        key = f"{prefix}:{method.name}"
         result = await self.run.step(key, method.name, **inputs)
         if result is not None and method.search_field:
             await self._search_text(method, result, key, unit.text_vectors)
         return result
+
+    def _inputs(self, method: AIMethod, target: Target, key: str) -> dict[str, Any] | None:
+        """The method's inputs at ``target`` (``method_inputs``); a method's own code raising while choosing
+        them (a plug-in's condition or ``pipeline_inputs``) is that step's failure, not the item's."""
+        try:
+            return method_inputs(method, target)
+        except Exception as exc:  # plugged code: any bug must stay this step's
+            detail = f"{method.name}: choosing its inputs raised {type(exc).__name__}: {exc}"
+            self.item.failures.append({"method": method.name, "step": key, "cause": "InternalMethodError", "detail": detail})
+            return None
 
     def close_units(self) -> None:
         """No more units will start: item-level steps needing picture-level results may gather them."""
@@ -352,7 +362,7 @@ class _ItemWork:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-def _inputs(method: AIMethod, target: Target) -> dict[str, Any] | None:
+def method_inputs(method: AIMethod, target: Target) -> dict[str, Any] | None:
     """The method's inputs at ``target``, or None where its condition is false or it has nothing to read."""
     if method.condition is not None and not method.condition(target):
         return None

@@ -19,7 +19,7 @@ from ad_assets.engine.pipeline_plan import PipelinePlan, build_plan
 from ai_methods import RESULTS, TEXT, AIMethod
 from ai_methods.calls import MethodRunner
 from ai_methods.errors import BadResponseError
-from ai_methods.placement import ITEM, PICTURE, TEXT_FOUND, media_type_is
+from ai_methods.placement import BRAND, ITEM, PICTURE, TEXT_FOUND, Condition, media_type_is
 from ai_methods.providers.fake import FakeProvider
 from ai_methods.registry import registry
 from ai_methods.settings import AISettings
@@ -125,3 +125,73 @@ def test_a_need_that_failed_is_absent_and_its_dependant_is_skipped_not_failed(tm
     assert "shout" not in image.units[0].results and image.status == "partial"
     (again,) = run(tmp_path / "2", rows(tmp_path / "2", media["image"]), plan("shout"))
     assert again.units[0].output("shout") == {"text": again.units[0].output("ocr_text")["text"].upper()}
+
+
+class RaisingCondition(Shout):
+    name = "raising_condition"
+    condition = Condition("the plug-in's own test", lambda t: 1 / 0)
+
+
+class RaisingInputs(Shout):
+    name = "raising_inputs"
+
+    def pipeline_inputs(self, target):
+        return {"text": target.outputs["no_such_need"]["text"]}
+
+
+class BrandCount(AIMethod):
+    name, version, accepts, providers = "brand_count", "1", (RESULTS,), ("fake",)
+    output_schema = {"type": "object"}
+    applies_to, needs = BRAND, ("shout", "summarize_brand")
+
+    async def compute(self, inputs, ctx):
+        items = [r for r in inputs.results if "item_id" in r]
+        shouted = [u["outputs"]["shout"]["text"] for i in items for u in i["units"] if "shout" in u["outputs"]]
+        tone = next(r["output"]["tone"] for r in inputs.results if r.get("cycle") == "summarize_brand")
+        return {"items": len(items), "shouted": shouted, "tone": tone}
+
+
+class BrokenCycle(BrandCount):
+    name = "broken_cycle"
+
+    def pipeline_inputs(self, target):
+        raise KeyError("units")
+
+
+BUGGY = {m.name: m for m in (RaisingCondition(), RaisingInputs(), BrandCount(), BrokenCycle())}
+MINE.update(BUGGY)
+
+
+@pytest.mark.parametrize("buggy", ["raising_condition", "raising_inputs"])
+def test_a_plug_in_raising_while_choosing_its_inputs_fails_that_step_only(tmp_path, media, buggy):
+    video, image = run(tmp_path, rows(tmp_path, media["video"], media["image"]), plan(buggy, "shout"))
+    for item in (video, image):
+        assert {f["method"] for f in item.failures} == {buggy}
+        failure = item.failures[0]
+        assert failure["cause"] == "InternalMethodError" and failure["detail"].startswith(f"{buggy}: choosing its inputs raised")
+        assert all("shout" in u.results and buggy not in u.results for u in item.units if u.output("ocr_text").get("text"))
+        assert item.status == "partial"
+
+
+def test_brand_level_cycles_run_in_order_and_a_broken_one_stays_its_own_error(tmp_path, media):
+    import pandas as pd
+
+    from ad_assets.engine.analysis_tables import ANALYSIS_COLUMNS
+    from ad_assets.engine.brand_cycles import run_cycles
+
+    the_plan = plan("shout", "brand_count", "broken_cycle")
+    items = run(tmp_path, rows(tmp_path, media["video"], media["image"]), the_plan)
+    analysis = pd.DataFrame(analysis_rows(items), columns=list(ANALYSIS_COLUMNS))
+    settings = AISettings(default_provider="fake", cache_dir=tmp_path / "c2")
+
+    async def go():
+        async with MethodRunner(settings, fake=FakeProvider(), methods={**registry(), **MINE}) as runner:
+            return await run_cycles(the_plan, runner, "acme", analysis)
+
+    cycles = {c.method: c for c in asyncio.run(go())}
+    assert list(cycles)[0] == "summarize_brand"
+    count = cycles["brand_count"].output
+    assert count["items"] == 2 and count["tone"] == cycles["summarize_brand"].output["tone"]
+    assert count["shouted"] == [u.output("shout")["text"] for i in items for u in i.units if "shout" in u.results]
+    assert cycles["broken_cycle"].result is None
+    assert cycles["broken_cycle"].error == "InternalMethodError: choosing its inputs raised KeyError: 'units'"
