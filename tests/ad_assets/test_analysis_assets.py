@@ -87,7 +87,8 @@ def brand(tmp_path):
               "sha256": None, "storage_key": None, "media_type": None}  # fmt: skip
     SEEDED[BRAND] = media_frame([*rows, failed])
     env = {"AD_ASSETS_HOME": str(tmp_path / "home"), "AD_ASSETS_STORAGE_URL": str(tmp_path / "store"),
-           "AD_ASSETS_AI_PROVIDER": "fake", "AD_ASSETS_AI_PROVIDER_EMBED_IMAGE": "local"}  # fmt: skip
+           "AD_ASSETS_AI_PROVIDER": "fake", "AD_ASSETS_AI_PROVIDER_EMBED_IMAGE": "local",
+           "AD_ASSETS_METHODS": "builtin"}  # the calls counted here are the builtin pipeline's  # fmt: skip
     settings = Settings.from_env(env)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(brands_partitions.name, [BRAND])

@@ -1,7 +1,8 @@
 """The worked example in the README ("Writing an AI method") runs as written.
 
 Why: a guide whose example does not run teaches the wrong thing; this executes
-the method and the test code blocks from the page itself.
+the method and the test code blocks from the page itself, and checks that the
+page shows the example package (tests/plugin_example) exactly as it is.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-DOC = Path(__file__).resolve().parents[2] / "README.md"  # section "Writing an AI method"
+REPO = Path(__file__).resolve().parents[2]
+DOC = REPO / "README.md"  # section "Writing an AI method"
+PACKAGE = REPO / "tests" / "plugin_example" / "ad_assets_example_methods"
 
 
 def _block(first_line: str) -> str:
@@ -21,14 +24,20 @@ def _block(first_line: str) -> str:
     return next(b for b in blocks if b.startswith(first_line))
 
 
+@pytest.mark.parametrize("name", ["price_mentions", "offer_mix"])
+def test_the_page_shows_the_example_package_as_it_is(name):
+    block = _block(f"# ad_assets_example_methods/{name}.py")
+    assert block.split("\n", 1)[1] == (PACKAGE / f"{name}.py").read_text()
+
+
 @pytest.fixture
 def doc_package(monkeypatch):
-    package = types.ModuleType("my_ad_methods")
-    package.__path__ = []
-    module = types.ModuleType("my_ad_methods.price_mentions")
-    exec(compile(_block("# my_ad_methods/price_mentions.py"), "price_mentions.py", "exec"), module.__dict__)
-    monkeypatch.setitem(sys.modules, "my_ad_methods", package)
-    monkeypatch.setitem(sys.modules, "my_ad_methods.price_mentions", module)
+    """The README's ``price_mentions`` block, executed as the module the README's tests import."""
+    module = types.ModuleType("ad_assets_example_methods.price_mentions")
+    block = _block("# ad_assets_example_methods/price_mentions.py")
+    exec(compile(block, "price_mentions.py", "exec"), module.__dict__)
+    module.METHODS = [module.PriceMentions()]
+    monkeypatch.setitem(sys.modules, "ad_assets_example_methods.price_mentions", module)
     return module
 
 
@@ -57,4 +66,5 @@ async def test_the_docs_harness_output(doc_package, tmp_path):
     assert out["result"] == {
         "mentions": [{"text": "20% off", "kind": "discount"}, {"text": "$3.99", "kind": "price"}],
         "count": 2,
+        "summary": "discount 20% off; price $3.99",
     }
