@@ -44,6 +44,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+# The figures are the builtin pipeline's, whatever method packages are installed (AD_ASSETS_METHODS).
+os.environ.setdefault("AD_ASSETS_METHODS", "builtin")
 
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402

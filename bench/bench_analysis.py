@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+# The figures are the builtin pipeline's, whatever method packages are installed (AD_ASSETS_METHODS).
+os.environ.setdefault("AD_ASSETS_METHODS", "builtin")
 
 from ad_assets.demo.samples import Scene, encode_image, render_ad_image, render_ad_video  # noqa: E402
 from ad_assets.engine.item_analysis import AnalysisConfig, ItemAnalysis, analyse_brand  # noqa: E402

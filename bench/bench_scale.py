@@ -46,6 +46,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+# The figures are the builtin pipeline's, whatever method packages are installed (AD_ASSETS_METHODS).
+os.environ.setdefault("AD_ASSETS_METHODS", "builtin")
 
 from ad_assets.engine.brand_set import near_duplicate_groups, outliers  # noqa: E402
 from resources.brand_catalog import BrandCatalog, MediaItemRow, VectorRow  # noqa: E402
