@@ -34,10 +34,11 @@ def test_the_page_shows_the_example_package_as_it_is(name):
 def doc_package(monkeypatch):
     """The README's ``price_mentions`` block, executed as the module the README's tests import."""
     module = types.ModuleType("ad_assets_example_methods.price_mentions")
+    # In sys.modules before it runs: pydantic resolves the block's annotations through it, not the installed module.
+    monkeypatch.setitem(sys.modules, "ad_assets_example_methods.price_mentions", module)
     block = _block("# ad_assets_example_methods/price_mentions.py")
     exec(compile(block, "price_mentions.py", "exec"), module.__dict__)
     module.METHODS = [module.PriceMentions()]
-    monkeypatch.setitem(sys.modules, "ad_assets_example_methods.price_mentions", module)
     return module
 
 
