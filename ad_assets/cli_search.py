@@ -98,6 +98,8 @@ def _shown_text(hit: Hit) -> str:
     # caption is sizes and colours: no description of the ad.
     described = hit.caption if hit.caption_basis != "measured" else None
     text = hit.text if hit.kind == "transcript" else (hit.ocr_text or described or hit.text or "")
+    if hit.kind == "text" and hit.text_source not in (None, "caption+ocr"):
+        text = f"{hit.text_source}: {hit.text}"  # a method's search_field matched: say which method wrote it
     flat = " ".join(str(text).split())
     return flat if len(flat) <= _TEXT_WIDTH else flat[: _TEXT_WIDTH - 1] + "…"
 

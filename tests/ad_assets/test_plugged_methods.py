@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 
 from ad_assets.backfill import plan_backfill
 from ad_assets.cli import main
+from ad_assets.cli_search import render_hits
 from ad_assets.definitions import build_definitions
 from ad_assets.demo.samples import Scene, encode_image, render_ad_image, render_ad_video
 from ad_assets.search import SearchResources, search
@@ -146,6 +147,7 @@ def test_the_plugged_text_is_found_by_search_with_its_method_as_source(turned_on
     assert sources == {("price_mentions", "video"), ("price_mentions", "image")}, [(h.text_source, h.text) for h in hits]
     (hit,) = [h for h in hits if h.media_type == "video"]
     assert hit.text.upper().startswith("DISCOUNT 30%") and hit.t_s is not None
+    assert "price_mentions: discount 30%" in render_hits(hits)
 
 
 def test_the_search_pages_show_the_plugged_outputs(turned_on):
