@@ -55,8 +55,19 @@ class FaceEngine:
         if not path.is_file():
             raise ProviderUnavailableError(f"detect_faces on local: {path} is missing; reinstall opencv-python-headless<5")
         self._cv2 = cv2
-        self._cascade = cv2.CascadeClassifier(str(path))
-        self._lock = threading.Lock()
+        self._path = str(path)
+        self._cascade = cv2.CascadeClassifier(self._path)
+        # A CascadeClassifier keeps per-call state, so one object must not detect in two threads at
+        # once; a lock would leave the other worker threads (shared with decoding and request
+        # building) waiting on it. Each thread gets its own copy (~7 ms to load, once per thread).
+        self._per_thread = threading.local()
+        self._per_thread.cascade = self._cascade
+
+    def _thread_cascade(self) -> Any:
+        cascade = getattr(self._per_thread, "cascade", None)
+        if cascade is None:
+            cascade = self._per_thread.cascade = self._cv2.CascadeClassifier(self._path)
+        return cascade
 
     def detect(self, rgb: Any) -> list[FaceBox]:
         cv2 = self._cv2
@@ -67,9 +78,9 @@ class FaceEngine:
             gray = cv2.resize(gray, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
         gray = cv2.equalizeHist(gray)
         min_side = max(WINDOW, int(min(gray.shape[:2]) * MIN_FACE))
-        with self._lock:  # detectMultiScale releases the GIL: this thread waits, the event loop does not
-            found = self._cascade.detectMultiScale(
-                gray, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBORS, minSize=(min_side, min_side)
-            )
+        # detectMultiScale releases the GIL: the event loop runs while it works.
+        found = self._thread_cascade().detectMultiScale(
+            gray, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBORS, minSize=(min_side, min_side)
+        )
         boxes = [FaceBox(int(x / scale), int(y / scale), int(fw / scale), int(fh / scale)) for (x, y, fw, fh) in found]
         return sorted(boxes, key=lambda b: (-b.width * b.height, b.x, b.y))
