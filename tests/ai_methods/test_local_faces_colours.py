@@ -97,6 +97,17 @@ def test_a_face_in_a_9_16_story_is_boxed_in_the_story_s_pixels(engine):
     assert len(boxes) == 1 and _iou(boxes[0], face) > 0.6, (boxes, face)
 
 
+def test_detections_from_several_threads_at_once_agree(engine):
+    # No lock: each worker thread detects with its own cascade, so they must not disturb each other.
+    from concurrent.futures import ThreadPoolExecutor
+
+    ad, face = _ad_with_face((1080, 1080), 700, (100, 150))
+    pixels = np.asarray(decode_rgb(_bytes(ad, "JPEG")))
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: engine.detect(pixels), range(12)))
+    assert all(r == results[0] for r in results) and len(results[0]) == 1
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_no_face_on_photographic_backgrounds(engine, seed):
     assert _boxes(engine, _photo_background(1080, 1080, seed)) == []

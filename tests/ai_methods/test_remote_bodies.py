@@ -118,6 +118,45 @@ async def test_remote_runs_off_the_loop_and_returns_the_cached_body() -> None:
     assert await image.remote() is first
 
 
+async def test_requests_asking_at_once_share_one_build_in_one_worker_thread() -> None:
+    """Four requests about one picture ask together: one thread builds, none waits on a lock in a thread."""
+    image = image_input(_png((2000, 1000)))
+    release, calls = threading.Event(), []
+    real = image.for_remote
+
+    def slow(max_side):
+        calls.append(max_side)
+        release.wait(5)
+        return real(max_side)
+
+    object.__setattr__(image, "for_remote", slow)
+    askers = [asyncio.ensure_future(image.remote()) for _ in range(4)]
+    await asyncio.sleep(0)
+    askers[0].cancel()  # one asker given up (its timeout) does not cancel the others' build
+    await asyncio.sleep(0.05)
+    release.set()
+    bodies = await asyncio.gather(*askers[1:])
+    assert calls == [1568] and all(b is bodies[0] for b in bodies)
+    assert askers[0].cancelled()
+    assert await image.remote() is bodies[0] and calls == [1568]
+
+
+async def test_a_failed_build_reaches_every_asker_and_the_next_ask_builds_again() -> None:
+    image = image_input(_png((2000, 1000)))
+    real, calls = image.for_remote, []
+
+    def failing_once(max_side):
+        calls.append(max_side)
+        if len(calls) == 1:
+            raise RuntimeError("disk full")
+        return real(max_side)
+
+    object.__setattr__(image, "for_remote", failing_once)
+    results = await asyncio.gather(image.remote(), image.remote(), return_exceptions=True)
+    assert [type(r) for r in results] == [RuntimeError, RuntimeError] and len(calls) == 1
+    assert Image.open(io.BytesIO(await image.remote())).size == (1568, 784) and len(calls) == 2
+
+
 async def test_requests_spread_over_small_pools_and_each_body_reaches_the_server(
     openai_server: FakeOpenAIServer, monkeypatch
 ) -> None:

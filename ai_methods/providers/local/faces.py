@@ -2,8 +2,9 @@
 
 The cascade gives boxes, not calibrated probabilities, so local faces carry no
 confidence. It finds frontal, upright faces of reasonable size; profiles and
-faces under ~7 % of the picture's short side are missed. Needs ``opencv-python-headless`` 4.x: OpenCV 5 dropped the
-cascade classifier and its data files from the main package.
+faces under ~7 % of the picture's short side are missed. Needs
+``opencv-python-headless`` 4.x: OpenCV 5 dropped the cascade classifier and its
+data files from the main package.
 """
 
 from __future__ import annotations
@@ -18,18 +19,18 @@ from ai_methods.errors import ProviderUnavailableError
 CASCADE = "haarcascade_frontalface_default.xml"
 # v2: detection on a 480 px short side with scale steps of 1.2 (was: 1024 px long side, steps of 1.1).
 MODEL_ID = "opencv-haar-frontalface-default-v2"
-# The smallest face reported is MIN_FACE of the short side. The cascade was trained on
-# 24x24 px windows (the <size> of haarcascade_frontalface_default.xml), so a copy whose short
-# side is 24 / 0.05 = 480 px still shows the smallest face at the cascade's own size: more
-# pixels only cost time (2x at 1024 px, measured in docs/ai_stage.md).
+# No face under MIN_FACE of the short side is looked for. The cascade was trained on 24x24 px
+# windows (the <size> of haarcascade_frontalface_default.xml), so a copy whose short side is
+# 24 / 0.05 = 480 px shows that smallest face at the cascade's own size. v1 searched a 1024 px
+# copy at twice the time; its extra recall was for faces of 5-7 % (docs/ai_stage.md).
 MIN_FACE = 0.05
 WINDOW = 24
 SHORT_SIDE = round(WINDOW / MIN_FACE)
 # A long side bound too, so a 300x20000 strip costs what a square does.
 MAX_SIDE = 1024
-# Each pyramid level is 1/1.2 of the previous one. OpenCV's default is 1.1 and its
-# face-detection tutorial uses 1.3; 1.2 halves 1.1's levels (and its time) and, measured on
-# a face pasted at 12 sizes, still finds faces down to ~7 % of the short side.
+# Each pyramid level is 1/1.2 of the previous one. OpenCV's default is 1.1 and its Python
+# face-detection tutorial uses 1.3; 1.2 halves 1.1's levels (and its time) and, measured on a
+# face pasted at 12 sizes, still finds faces down to ~7 % of the short side (1.3: ~10 %).
 SCALE_FACTOR = 1.2
 MIN_NEIGHBORS = 5
 
