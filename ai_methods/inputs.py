@@ -10,6 +10,7 @@ given as bytes or as a file path.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -59,6 +60,10 @@ class ImageInput:
     # request about this picture (OCR, caption, labels, its embedding), data URL included.
     _remote: dict[int, EncodedImage] = field(default_factory=dict, init=False, repr=False, compare=False)
     _remote_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    # The one build in progress per size, awaited by every request about this picture that asks meanwhile.
+    _remote_building: dict[int, "asyncio.Future[EncodedImage]"] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def _rgb_shared(self):
         with self._decode_lock:
@@ -97,13 +102,31 @@ class ImageInput:
             return cached
 
     async def remote(self, max_side: int = _images.REMOTE_MAX_SIDE) -> EncodedImage:
-        """``for_remote`` from the event loop: in a worker thread unless already built."""
+        """``for_remote`` from the event loop: in a worker thread unless already built.
+
+        The requests about one picture (OCR, caption, labels, its embedding) ask
+        at the same moment: one worker thread builds the body and the others
+        await that build, rather than each taking a worker thread only to wait
+        on the lock (with 4 such waits per picture, the small default pool of
+        worker threads left the provider's slots waiting for a thread).
+        """
         cached = self._remote.get(max_side)
         if cached is not None:
             return cached
-        import asyncio
+        loop = asyncio.get_running_loop()
+        building = self._remote_building.get(max_side)
+        if building is None or building.get_loop() is not loop:
+            building = asyncio.ensure_future(asyncio.to_thread(self.for_remote, max_side))
+            self._remote_building[max_side] = building
+            building.add_done_callback(lambda done: self._forget_build(max_side, done))
+        # shield: one asker cancelled (a timeout) must not cancel the build the others await.
+        return await asyncio.shield(building)
 
-        return await asyncio.to_thread(self.for_remote, max_side)
+    def _forget_build(self, max_side: int, done: "asyncio.Future[EncodedImage]") -> None:
+        if self._remote_building.get(max_side) is done:
+            del self._remote_building[max_side]
+        if not done.cancelled():
+            done.exception()  # an error reaches every asker; marked retrieved for the loop's log
 
 
 @dataclass(frozen=True)

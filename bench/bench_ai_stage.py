@@ -115,7 +115,7 @@ async def store_rows(store: MediaStore, images: list[bytes]) -> list[dict]:
     return rows
 
 
-def ai_env(origin: str, in_flight: int, local: bool) -> dict[str, str]:
+def ai_env(origin: str, in_flight: int, local: bool, local_concurrency: int | None = None) -> dict[str, str]:
     env = {
         "AD_ASSETS_AI_PROVIDER": "openai",
         "AD_ASSETS_OPENAI_BASE_URL": origin + "/v1",
@@ -126,11 +126,13 @@ def ai_env(origin: str, in_flight: int, local: bool) -> dict[str, str]:
     }
     for method in LOCAL_ONLY:
         env[f"AD_ASSETS_AI_PROVIDER_{method.upper()}"] = "local" if local else "fake"
+    if local_concurrency is not None:
+        env["AD_ASSETS_AI_CONCURRENCY_LOCAL"] = str(local_concurrency)
     return env
 
 
 async def ad_assets_run(images: list[bytes], work: Path, origin: str, in_flight: int, local: bool,
-                        items_in_flight: int | None) -> dict:  # fmt: skip
+                        items_in_flight: int | None, local_concurrency: int | None = None) -> dict:  # fmt: skip
     """One run: store the pictures, then the analysis stage; times of both."""
     started = time.perf_counter()
     store = MediaStore.from_url(str(work / "store"))
@@ -138,7 +140,7 @@ async def ad_assets_run(images: list[bytes], work: Path, origin: str, in_flight:
     stored = time.perf_counter()
     config = AnalysisConfig() if items_in_flight is None else AnalysisConfig(items_in_flight=items_in_flight)
     reset_stats(origin)
-    settings = AISettings.from_env(ai_env(origin, in_flight, local))
+    settings = AISettings.from_env(ai_env(origin, in_flight, local, local_concurrency))
     cpu = time.process_time()
     async with MethodRunner(settings, cache=None) as runner:
         items, elapsed = await analyse_brand(
@@ -238,6 +240,7 @@ def main() -> None:
                         help="ad-assets cases to run (none: only the peer)")  # fmt: skip
     parser.add_argument("--local-in-flight", type=int, nargs="+", default=[32], help="settings for the local mode")
     parser.add_argument("--items-in-flight", type=int, help="the engine's items_in_flight (default: its own)")
+    parser.add_argument("--local-concurrency", type=int, help="AD_ASSETS_AI_CONCURRENCY_LOCAL (default: the provider's own)")
     parser.add_argument("--pixeltable", choices=["auto", "on", "off"], default="auto")
     parser.add_argument("--pixeltable-in-flight", type=int, nargs="+", default=[32])
     parser.add_argument("--repeat", type=int, default=1, help="runs of each case (the best is reported)")
@@ -259,7 +262,7 @@ def main() -> None:
             best = None
             for r in range(args.repeat):
                 run = asyncio.run(ad_assets_run(images, Path(tmp) / f"{mode}{in_flight}-{r}", origin, in_flight,
-                                                mode == "local", args.items_in_flight))  # fmt: skip
+                                                mode == "local", args.items_in_flight, args.local_concurrency))  # fmt: skip
                 if best is None or run["analysis_s"] < best["analysis_s"]:
                     best = run
             goal = ">=0.85" if mode == "remote" and in_flight >= 32 else ">=0.6" if mode == "local" else None

@@ -38,7 +38,7 @@ class ColorsOutput(BaseModel):
 class DominantColors(AIMethod):
     """Up to five dominant colours (hex, RGB, share of pixels, a coarse name), largest first.
 
-    Local: Pillow median-cut quantisation on a 256 px copy, each colour the median
+    Local: Pillow median-cut quantisation on a 128 px copy, each colour the median
     of its pixels, shades closer than ΔE 10 merged; names from a fixed 22-colour
     palette by CIE Lab distance.
     """

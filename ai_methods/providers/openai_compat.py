@@ -15,6 +15,7 @@ import email.utils
 import logging
 import math
 import re
+import ssl
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -109,6 +110,7 @@ class OpenAIClient(ModelClient):
         self._pool: list[httpx.AsyncClient] = []
         self._loads: list[int] = []
         self._http_loop: asyncio.AbstractEventLoop | None = None
+        self._ssl: ssl.SSLContext | None = None
         self.embedding_space_text = f"openai:{settings.embed_model}"
         self.embedding_space_image = f"openai:{settings.image_embed_model}" if settings.image_embed_model else None
         self.embedding_dim_text = KNOWN_EMBED_DIMS.get(settings.embed_model)
@@ -142,11 +144,17 @@ class OpenAIClient(ModelClient):
     # --- HTTP plumbing --------------------------------------------------------
 
     def _new_http(self) -> httpx.AsyncClient:
+        if self._ssl is None and self._transport is None:
+            # What httpx builds for each client by default (certifi's CAs, SSL_CERT_FILE/DIR honoured),
+            # built once: loading the CAs takes ~17 ms of the event loop, and a run opens up to
+            # MAX_CLIENTS pools. An SSLContext is safe to share between connections.
+            self._ssl = httpx.create_ssl_context()
         return httpx.AsyncClient(
             base_url=self.settings.base_url + "/",
             headers={"Authorization": f"Bearer {self.settings.api_key}", "User-Agent": "ad-assets"},
             timeout=httpx.Timeout(self.settings.timeout_s, connect=self.settings.connect_timeout_s),
             transport=self._transport,
+            verify=self._ssl if self._ssl is not None else True,
         )
 
     def _take_client(self) -> int:

@@ -5,9 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-MODEL_ID = "pillow-median-cut-v1"
-# Colour statistics do not need more pixels than this; it keeps the cost flat.
-SAMPLE_SIDE = 256
+# v2: a 128 px copy (v1: 256 px).
+MODEL_ID = "pillow-median-cut-v2"
+# Colour statistics do not need more pixels than this; it keeps the cost flat. Median cut's
+# time grows with the distinct colours of the copy: on photographic ads 128 px costs ~10 ms
+# where 256 px cost ~45 ms, and the palette fits the pixels as well (mean CIE76 distance of
+# a pixel to its nearest reported colour 25.2 vs 25.1 on 63 photographs, 0.62 vs 0.55 on 30
+# flat ads). Median cut's boxes move as much between a 256 and a 240 px copy as between
+# 256 and 128, so no copy size is "the" answer: see docs/ai_stage.md.
+SAMPLE_SIDE = 128
 MIN_SHARE = 0.01
 MERGE_DELTA_E = 10.0
 
