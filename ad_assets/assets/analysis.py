@@ -156,6 +156,11 @@ def analysis_assets(settings: Settings, plan: PipelinePlan | None = None) -> dg.
         sink = AnalysisSink(staged)
         run_plan = plan.narrowed(config.methods)
         context.log.info(f"methods: {', '.join(run_plan.names(PICTURE, ITEM))}")
+        if config.methods:
+            context.log.warning(
+                f"this run is narrowed to {config.methods}: the brand's tables will hold only these methods' results "
+                "until a run of the whole pipeline (which takes the others from the journal, without calling them again)"
+            )
 
         async def run():
             async with ai_methods.runner() as runner:
