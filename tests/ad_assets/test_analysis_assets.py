@@ -223,3 +223,17 @@ def test_version_bump_makes_the_brand_stale_and_re_calls_only_that_method(brand,
 
     resolver = get_stale_status_resolver(instance, after)
     assert [resolver.get_status(k, BRAND) for k in (ANALYSIS_KEY, EMBEDDINGS_KEY, SUMMARY_KEY)] == [StaleStatus.FRESH] * 3
+
+
+def test_a_run_narrowed_by_its_config_runs_only_those_methods_and_what_they_need(brand):
+    settings, instance, resources, _ = brand
+    narrowed = dg.RunConfig(ops={"media_analysis": {"config": {"frame_count": 6, "methods": ["caption"]}}})
+    assets = [seeded_raw_media, analysis_assets(settings), brand_summary_asset(settings)]
+    result = dg.materialize(assets, partition_key=BRAND, instance=instance, resources=resources,
+                            selection=[dg.AssetKey("raw_media"), ANALYSIS_KEY, EMBEDDINGS_KEY], run_config=narrowed)  # fmt: skip
+    assert result.success
+    assert set(CALLS.by_method()) == {"caption", "ocr_text", "embed_image", "embed_text"}
+    meta = _metadata(result, ANALYSIS_KEY)
+    assert [r.data["method"] for r in meta["pipeline"].records] == ["caption", "embed_image", "ocr_text", "embed_text"]
+    warnings = [e.message for e in instance.all_logs(result.run_id) if e.level >= 30]
+    assert any("this run is narrowed to ['caption']" in w for w in warnings)
