@@ -74,6 +74,13 @@ def print_ingest_summary(result, out=None) -> None:
         print(f"  error: {error}", file=out)
 
 
+def pipeline_error_message(exc: Exception) -> str:
+    """One line for a ``PipelineError``: which selection could not be planned, and why."""
+    from ad_assets.settings import methods_from_env
+
+    return f"the AI pipeline (AD_ASSETS_METHODS={','.join(methods_from_env())}) cannot be planned: {exc}"
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Register a brand's URL file and materialise the brand through the local instance."""
     from ad_assets.brand_requests import RequestError, read_url_file, validate_brand
@@ -87,6 +94,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     except RequestError as exc:
         print(f"ad-assets ingest: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from ad_assets.engine.pipeline_plan import plan_for
+
+    plan_for(settings.methods)  # a pipeline that cannot be planned stops here, before the URLs are registered
     print(f"ingesting {len(urls)} URL lines for brand {args.brand!r}…", file=sys.stderr)
     try:
         mode = "replace" if args.replace else "add"
@@ -164,6 +174,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Serve the built-in sample ads on loopback and ingest the sample brands."""
     from ad_assets.demo.run_demo import run_demo
 
+    from ad_assets.engine.pipeline_plan import plan_for
+
+    plan_for(Settings.from_env().methods)  # refused with its message before anything starts
     return run_demo(json_output=args.json)
 
 
@@ -214,6 +227,17 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"ad-assets: bad setting: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        from ad_assets.engine.pipeline_plan import PipelineError
+        from ad_assets.instance_runs import RunSubmissionError
+
+        if isinstance(exc, PipelineError):  # the installed methods' declarations, or AD_ASSETS_METHODS
+            print(f"ad-assets: {pipeline_error_message(exc)}", file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(exc, RunSubmissionError):  # e.g. the code location does not load
+            print(f"ad-assets: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
 
 
 if __name__ == "__main__":

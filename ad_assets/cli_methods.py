@@ -75,6 +75,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _print_pipeline() -> int:
     """Where each method runs in the brand pipeline that ``AD_ASSETS_METHODS`` selects (or why it cannot)."""
+    from ad_assets.cli import pipeline_error_message
     from ad_assets.engine.pipeline_plan import PipelineError, plan_for
     from ad_assets.settings import methods_from_env
 
@@ -82,7 +83,7 @@ def _print_pipeline() -> int:
     try:
         plan = plan_for()
     except PipelineError as exc:
-        return _fail(f"the pipeline (AD_ASSETS_METHODS={selection}) cannot be planned: {exc}", EXIT_FAILED)
+        return _fail(pipeline_error_message(exc), EXIT_FAILED)
     print(f"\npipeline (AD_ASSETS_METHODS={selection}), in order:")
     for scope in ("picture", "item", "brand"):
         parts = []

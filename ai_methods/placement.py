@@ -6,11 +6,11 @@ package runs in a brand's materialisation without any change to the engine::
 
     class PriceMentions(AIMethod):
         name = "price_mentions"
-        applies_to = (PICTURE,)              # each still image and each kept video frame
+        accepts = (TEXT,)                    # gets the needed outputs' text
+        applies_to = PICTURE                 # each still image and each kept video frame
         needs = ("ocr_text",)                # run after ocr_text on the same picture
         condition = TEXT_FOUND               # only where text was read
         search_field = "summary"             # embed this output field for text search
-        accepts = (RESULTS,)                 # gets the needed outputs
 
 The scopes, narrowest first:
 

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ad_assets.engine.item_analysis import method_inputs
+from ad_assets.engine.item_analysis import PlacementError, method_inputs
 from ad_assets.engine.pipeline_plan import PipelinePlan
 from ai_methods.calls import MethodRunner
 from ai_methods.errors import AIMethodError
@@ -99,10 +99,8 @@ async def run_cycles(plan: PipelinePlan, runner: MethodRunner, brand: str, analy
         target = cycle_target(method, brand, analysis, done, plan)
         try:
             inputs = method_inputs(method, target)
-        except Exception as exc:  # plugged code: a bug must stay this cycle's
-            done[method.name] = CycleResult(
-                method.name, error=f"InternalMethodError: choosing its inputs raised {type(exc).__name__}: {exc}"
-            )
+        except PlacementError as exc:  # plugged code: a bug must stay this cycle's
+            done[method.name] = CycleResult(method.name, error=f"InternalMethodError: {exc}")
             continue
         if inputs is None and method.condition is not None and not method.condition(target):
             done[method.name] = CycleResult(method.name, error=f"skipped: {method.condition.description} is false")

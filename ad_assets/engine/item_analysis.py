@@ -329,9 +329,8 @@ class _ItemWork:
         them (a plug-in's condition or ``pipeline_inputs``) is that step's failure, not the item's."""
         try:
             return method_inputs(method, target)
-        except Exception as exc:  # plugged code: any bug must stay this step's
-            detail = f"{method.name}: choosing its inputs raised {type(exc).__name__}: {exc}"
-            self.item.failures.append({"method": method.name, "step": key, "cause": "InternalMethodError", "detail": detail})
+        except PlacementError as exc:
+            self.item.failures.append({"method": method.name, "step": key, "cause": "InternalMethodError", "detail": str(exc)})
             return None
 
     def close_units(self) -> None:
@@ -362,11 +361,29 @@ class _ItemWork:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
+class PlacementError(Exception):
+    """A method's own placement code (its ``condition`` or ``pipeline_inputs``) raised; the message says which."""
+
+
 def method_inputs(method: AIMethod, target: Target) -> dict[str, Any] | None:
-    """The method's inputs at ``target``, or None where its condition is false or it has nothing to read."""
-    if method.condition is not None and not method.condition(target):
-        return None
-    return method.pipeline_inputs(target)
+    """The method's inputs at ``target``, or None where its condition is false or it has nothing to read.
+
+    Raises ``PlacementError`` naming the method and the hook when the condition or
+    ``pipeline_inputs`` raises (plugged code), so the caller records it as that step's failure.
+    """
+    if method.condition is not None:
+        try:
+            holds = method.condition(target)
+        except Exception as exc:  # plugged code
+            raise PlacementError(
+                f"{method.name}: its condition ({method.condition.description}) raised {type(exc).__name__}: {exc}"
+            ) from exc
+        if not holds:
+            return None
+    try:
+        return method.pipeline_inputs(target)
+    except Exception as exc:  # plugged code
+        raise PlacementError(f"{method.name}: pipeline_inputs raised {type(exc).__name__}: {exc}") from exc
 
 
 async def _value(value: Any) -> Any:

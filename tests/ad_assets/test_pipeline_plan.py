@@ -101,7 +101,33 @@ def test_methods_list_says_why_the_pipeline_cannot_be_planned(capsys, monkeypatc
         unregister_method("tagline")
     captured = capsys.readouterr()
     assert "tagline" in captured.out  # the table is still printed
-    assert "the pipeline (AD_ASSETS_METHODS=all) cannot be planned: method 'tagline' needs 'captoin'" in captured.err
+    assert "the AI pipeline (AD_ASSETS_METHODS=all) cannot be planned: method 'tagline' needs 'captoin'" in captured.err
+
+
+@pytest.mark.parametrize("command", [["ingest", "acme", "URLS"], ["backfill", "--stale-only", "--dry-run"], ["demo"]])
+def test_commands_that_run_the_pipeline_refuse_one_that_cannot_be_planned_in_one_line(command, capsys, monkeypatch,
+                                                                                     tmp_path, loopback_http):  # fmt: skip
+    from ad_assets.brand_urls import brand_url_outcomes
+    from ad_assets.cli import main
+
+    monkeypatch.setenv("AD_ASSETS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    monkeypatch.setenv("AD_ASSETS_METHODS", "all")
+    urls = tmp_path / "urls.txt"
+    urls.write_text(loopback_http.url("/a.png") + "\n")
+    register_method(method("tagline", PICTURE, ("captoin",)))
+    try:
+        code = main([str(urls) if part == "URLS" else part for part in command])
+    finally:
+        unregister_method("tagline")
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        "ad-assets: the AI pipeline (AD_ASSETS_METHODS=all) cannot be planned: method 'tagline' needs 'captoin', "
+        "which is not a registered method; placed methods: " + err.split("placed methods: ")[1]
+    )
+    assert "Traceback" not in err
+    assert brand_url_outcomes(Settings.from_env(), "acme") == [], "nothing was registered"
 
 
 def test_a_declaration_is_checked_when_the_class_is_written():

@@ -168,7 +168,11 @@ def test_a_plug_in_raising_while_choosing_its_inputs_fails_that_step_only(tmp_pa
     for item in (video, image):
         assert {f["method"] for f in item.failures} == {buggy}
         failure = item.failures[0]
-        assert failure["cause"] == "InternalMethodError" and failure["detail"].startswith(f"{buggy}: choosing its inputs raised")
+        assert failure["cause"] == "InternalMethodError" and failure["detail"] == {
+            "raising_condition": "raising_condition: its condition (the plug-in's own test) raised ZeroDivisionError: "
+                                 "division by zero",
+            "raising_inputs": "raising_inputs: pipeline_inputs raised KeyError: 'no_such_need'",
+        }[buggy]  # fmt: skip
         assert all("shout" in u.results and buggy not in u.results for u in item.units if u.output("ocr_text").get("text"))
         assert item.status == "partial"
 
@@ -194,4 +198,4 @@ def test_brand_level_cycles_run_in_order_and_a_broken_one_stays_its_own_error(tm
     assert count["items"] == 2 and count["tone"] == cycles["summarize_brand"].output["tone"]
     assert count["shouted"] == [u.output("shout")["text"] for i in items for u in i.units if "shout" in u.results]
     assert cycles["broken_cycle"].result is None
-    assert cycles["broken_cycle"].error == "InternalMethodError: choosing its inputs raised KeyError: 'units'"
+    assert cycles["broken_cycle"].error == "InternalMethodError: broken_cycle: pipeline_inputs raised KeyError: 'units'"
