@@ -434,7 +434,7 @@ class BrandAnalyser:
             sha256=row["sha256"], url=row["url"], media_type=row["media_type"], storage_key=row["storage_key"]
         )
         async with self._items:
-            path = None
+            path = journal = None
             try:
                 path = await self._local_copy(item.storage_key)
                 journal = await self._journal(item.sha256)
@@ -464,6 +464,8 @@ class BrandAnalyser:
                 )
             finally:
                 self._drop_local_copy(path)
+                if journal is not None:
+                    journal.close()
         if self.progress is not None:
             self.progress(item)
         return item
@@ -527,8 +529,7 @@ class BrandAnalyser:
         path = self.cache_dir / key
         self._copies[path] += 1  # counted before the download: an item sharing it waits for no one
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            await self.store.get_to_file(key, path)
+            await self.store.get_to_file(key, path)  # which makes the folder, in a worker thread
         return path
 
     def _drop_local_copy(self, path: Path | None) -> None:
@@ -546,9 +547,8 @@ class BrandAnalyser:
             # Another machine may have finished steps of this item: resume from the stored journal.
             key = journal_store_key(sha256)
             if await self.store.exists(key):
-                path.parent.mkdir(parents=True, exist_ok=True)
                 await self.store.get_to_file(key, path)
-        return ItemJournal(path)
+        return await ItemJournal.open_async(path)
 
     async def _keep_journal(self, journal: ItemJournal, item: ItemAnalysis, *, in_progress: bool = False) -> None:
         """Copy the item's journal (in progress or finished) to the store, where any machine resumes from it.
@@ -556,7 +556,7 @@ class BrandAnalyser:
         A failed copy in progress is retried at the next sync (the journal only
         grows); a failed final copy becomes the item's note.
         """
-        if not journal.path.exists():
+        if not journal.written:
             return
         try:
             synced = journal.unsynced
