@@ -51,3 +51,33 @@ def test_record_after_close_opens_the_file_again(tmp_path):
     journal.record("b", {"n": 2})
     journal.close()
     assert ItemJournal(path).completed() == {"a": {"n": 1}, "b": {"n": 2}}
+
+
+def test_a_line_torn_inside_a_multibyte_character_is_skipped_and_the_next_record_kept(tmp_path):
+    # Bug-report kind: a crash mid-character left bytes that do not decode; the reader must skip
+    # that line only, and the next record must start on a line of its own.
+    path = tmp_path / "item.jsonl"
+    with ItemJournal(path) as first:
+        first.record("caption", {"caption": "café"})
+    with path.open("ab") as handle:
+        handle.write('{"step":"ocr_text","result":{"text":"caf'.encode() + "é".encode()[:1])
+    with asyncio.run(ItemJournal.open_async(path)) as again:
+        assert again.completed() == {"caption": {"caption": "café"}}
+        again.record("ocr_text", {"text": "café"})
+    assert ItemJournal(path).completed() == {"caption": {"caption": "café"}, "ocr_text": {"text": "café"}}
+
+
+def test_two_journals_open_on_one_item_append_whole_lines(tmp_path):
+    # Bug-report kind: records larger than a write buffer spliced into each other, or a kept-open
+    # handle writing over another's lines. Two runs of one item (two brands sharing a file) keep
+    # the same journal open; every line stays whole, vectors of 1024 floats included.
+    path = tmp_path / "item.jsonl"
+    vector = [i / 3 for i in range(1024)]  # ~20 KB of JSON, over the 8 KiB buffer
+    a, b = asyncio.run(ItemJournal.open_async(path)), asyncio.run(ItemJournal.open_async(path))
+    for i in range(4):
+        a.record(f"a{i}", {"output": {"vector": vector}})
+        b.record(f"b{i}", {"output": {"n": i}})
+    a.close(), b.close()
+    lines = path.read_bytes().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == ["a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3"]
+    assert ItemJournal(path).get("a3") == {"output": {"vector": vector}}
