@@ -44,6 +44,12 @@ class MediaAnalysisConfig(dg.Config):
         description="Items loaded and decoded at once (AI calls are bounded per provider). Default: enough to keep "
         "the providers' calls in flight (twice the largest provider concurrency the methods use, 16 to 256).",
     )
+    copies_in_flight: int = Field(
+        8,
+        ge=1,
+        description="Items copied from the media store at once (of the items in flight); raise it for a store "
+        "with a long time to first byte.",
+    )
     methods: list[str] | None = Field(
         None,
         description="Narrow this run to these methods (and what they need), e.g. to try one; default: the "
@@ -149,7 +155,8 @@ def analysis_assets(settings: Settings, plan: PipelinePlan | None = None) -> dg.
         work = settings.work_dir
         cache_dir = work / "runs" / context.run.run_id / "media_cache"
         analysis_config = AnalysisConfig(
-            frame_count=config.frame_count, dedupe_threshold=config.dedupe_threshold, items_in_flight=config.items_in_flight
+            frame_count=config.frame_count, dedupe_threshold=config.dedupe_threshold, items_in_flight=config.items_in_flight,
+            copies_in_flight=config.copies_in_flight,
         )
 
         staged = work / "staged" / context.run.run_id / brand

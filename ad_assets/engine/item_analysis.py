@@ -65,7 +65,10 @@ class AnalysisConfig:
     frame_count: int = DEFAULT_FRAME_COUNT
     dedupe_threshold: float = 0.95
     items_in_flight: int | None = None  # None: items_to_fill(runner), enough to keep every provider busy
-    decode_workers: int = 2
+    decode_workers: int = 2  # videos decoded at once, and pictures read at once
+    # Items copied from the store at once. Copies started together finish together: with every
+    # item in flight copying at once, the first item waited ~0.4 s for its picture (bench/bench_ai_stage.py).
+    copies_in_flight: int = 8
     frame_max_side: int = 1024
     # Steps between copies of an in-progress journal to the store: the most a
     # machine lost mid-item costs whoever resumes it (one PUT per this many AI calls).
@@ -201,8 +204,11 @@ class _ItemWork:
     all of its steps.
     """
 
-    def __init__(self, plan: PipelinePlan, run: _ItemRun, row: dict[str, Any], path: Path) -> None:
+    def __init__(
+        self, plan: PipelinePlan, run: _ItemRun, row: dict[str, Any], path: Path, reading: asyncio.Semaphore | None = None
+    ) -> None:
         self.plan, self.run, self.item, self.path = plan, run, run.item, path
+        self.reading = reading  # pictures being read at once (``BrandAnalyser``), None: unbounded
         self.row = row
         self.has_audio, self.animated = bool(row.get("has_audio")), bool(row.get("animated"))
         self.units: list[tuple[UnitAnalysis, dict[str, Any]]] = []
@@ -285,7 +291,7 @@ class _ItemWork:
         """Start the picture-level steps of one image or kept frame (``prefilled``: steps already run,
         a frame's ``embed_image`` for de-duplication); the task returns the finished unit."""
         unit = UnitAnalysis("frame" if index is not None else "image", index, t_s)
-        picture = self._task(_shared_image(image))
+        picture = self._task(_shared_image(image, self.reading))
         steps: dict[str, Any] = {}
         for method in self.plan.at(PICTURE):
             if prefilled is not None and method.name in prefilled:
@@ -412,7 +418,13 @@ class BrandAnalyser:
         self.items_in_flight = config.items_in_flight or items_to_fill(runner, self.plan.names(PICTURE, ITEM))
         self._items = asyncio.Semaphore(self.items_in_flight)
         self._decode = asyncio.Semaphore(config.decode_workers)
+        # Pictures read at once. The worker threads serve reads, request bodies and store copies
+        # first come, first served: with every item in flight reading its picture at once (64-256
+        # decodes of ~13 ms for a 1080² PNG), the first request body waited behind all of them
+        # (~0.5-0.9 s of a 7 s run before the provider saw a request, bench/bench_ai_stage.py).
+        self._reading = asyncio.Semaphore(config.decode_workers)
         self._copies: Counter[Path] = Counter()  # items using each local media copy right now
+        self._copying = asyncio.Semaphore(config.copies_in_flight)
 
     async def analyse(self, items: list[dict[str, Any]]) -> list[ItemAnalysis]:
         """Analyse every item (rows of ``raw_media`` with status ``ok``), all in flight together."""
@@ -451,7 +463,7 @@ class BrandAnalyser:
             sha256=row["sha256"], url=row["url"], media_type=row["media_type"], storage_key=row["storage_key"]
         )
         async with self._items:
-            path = None
+            path = journal = None
             try:
                 path = await self._local_copy(item.storage_key)
                 journal = await self._journal(item.sha256)
@@ -459,7 +471,7 @@ class BrandAnalyser:
                     self.runner, journal, item, lambda: self._keep_journal(journal, item, in_progress=True),
                     self.config.journal_sync_steps,
                 )
-                work = _ItemWork(self.plan, run, row, path)
+                work = _ItemWork(self.plan, run, row, path, self._reading)
                 try:
                     if item.media_type == "audio":
                         await work.finish([])
@@ -481,6 +493,8 @@ class BrandAnalyser:
                 )
             finally:
                 self._drop_local_copy(path)
+                if journal is not None:
+                    journal.close()
         if self.progress is not None:
             self.progress(item)
         return item
@@ -544,8 +558,9 @@ class BrandAnalyser:
         path = self.cache_dir / key
         self._copies[path] += 1  # counted before the download: an item sharing it waits for no one
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            await self.store.get_to_file(key, path)
+            async with self._copying:
+                if not path.exists():  # an item sharing it may have copied it meanwhile
+                    await self.store.get_to_file(key, path)  # which makes the folder, in a worker thread
         return path
 
     def _drop_local_copy(self, path: Path | None) -> None:
@@ -563,9 +578,8 @@ class BrandAnalyser:
             # Another machine may have finished steps of this item: resume from the stored journal.
             key = journal_store_key(sha256)
             if await self.store.exists(key):
-                path.parent.mkdir(parents=True, exist_ok=True)
                 await self.store.get_to_file(key, path)
-        return ItemJournal(path)
+        return await ItemJournal.open_async(path)
 
     async def _keep_journal(self, journal: ItemJournal, item: ItemAnalysis, *, in_progress: bool = False) -> None:
         """Copy the item's journal (in progress or finished) to the store, where any machine resumes from it.
@@ -573,7 +587,7 @@ class BrandAnalyser:
         A failed copy in progress is retried at the next sync (the journal only
         grows); a failed final copy becomes the item's note.
         """
-        if not journal.path.exists():
+        if not journal.written:
             return
         try:
             synced = journal.unsynced
@@ -591,12 +605,15 @@ async def _none() -> None:
     return None
 
 
-async def _shared_image(data: bytes | Path) -> ImageInput | bytes | Path:
+async def _shared_image(data: bytes | Path, reading: asyncio.Semaphore | None = None) -> ImageInput | bytes | Path:
     """The picture read, validated and hashed once, off the loop, for all of a unit's methods (one
     decode, one body per size for remote models); as given when it does not decode, so each method
-    records its own failure as before."""
+    records its own failure as before. ``reading`` bounds the pictures read at once."""
     try:
-        return await asyncio.to_thread(image_input, data)
+        if reading is None:
+            return await asyncio.to_thread(image_input, data)
+        async with reading:
+            return await asyncio.to_thread(image_input, data)
     except AIMethodError:
         return data
 

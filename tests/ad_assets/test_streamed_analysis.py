@@ -144,3 +144,43 @@ def test_a_value_a_column_cannot_hold_is_refused_with_the_column_named(tmp_path,
     writer.write([row])
     with pytest.raises(TypeError, match=f"column '{column}'"):
         writer.flush()
+
+
+async def test_store_copies_and_picture_reads_are_bounded_so_the_first_items_start_first(store, tmp_path, monkeypatch):
+    """Every item in flight copying and reading at once made them all finish together: the first
+    request waited for all of them (bench/bench_ai_stage.py). Copies and reads are bounded."""
+    import ad_assets.engine.item_analysis as engine
+
+    rows = _brand(store, tmp_path, 12)
+    copying = reading = 0
+    most = {"copies": 0, "reads": 0}
+    real_copy, real_read = store.get_to_file, engine.image_input
+
+    async def copy(key, path):
+        nonlocal copying
+        copying += 1
+        most["copies"] = max(most["copies"], copying)
+        for _ in range(3):
+            await asyncio.sleep(0)  # yield: let every other item in flight reach its copy
+        try:
+            await real_copy(key, path)
+        finally:
+            copying -= 1
+
+    def read(data):  # in a worker thread
+        nonlocal reading
+        reading += 1
+        most["reads"] = max(most["reads"], reading)
+        try:
+            return real_read(data)
+        finally:
+            reading -= 1
+
+    monkeypatch.setattr(store, "get_to_file", copy)
+    monkeypatch.setattr(engine, "image_input", read)
+    async with _runner(tmp_path) as runner:
+        items, _ = await analyse_brand(rows, runner=runner, store=store, cache_dir=tmp_path / "media-cache",
+                                       journal_dir=tmp_path / "journals",
+                                       config=AnalysisConfig(items_in_flight=12, copies_in_flight=3, decode_workers=1))  # fmt: skip
+    assert [i.status for i in items] == ["analysed"] * 12
+    assert most["copies"] == 3 and most["reads"] == 1

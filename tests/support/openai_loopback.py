@@ -151,7 +151,7 @@ _PARSED_EMBED_BODY = 256 * 1024
 
 @dataclass(frozen=True)
 class DelayedJSON(Route):
-    """``body`` (JSON) after ``delay_s``, counted in ``COUNTERS`` from headers read to body sent."""
+    """``body`` (JSON) after ``delay_s``, counted in ``COUNTERS`` from the request read (body included) to the reply sent."""
 
     body: bytes
     delay_s: float = 0.2
