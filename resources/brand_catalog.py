@@ -59,6 +59,8 @@ class MediaItemRow:
     rotation: int | None = None  # degrees clockwise the stored picture is turned for display
     codec: str | None = None
     caption_basis: str | None = None  # model, measured or fake (the caption method's ``basis``)
+    # The steps that failed: ``{"method", "step", "cause", "detail"}`` each (why the item is ``partial``/``failed``).
+    failures: tuple[dict[str, Any], ...] = ()
 
     @property
     def has_frames(self) -> bool:

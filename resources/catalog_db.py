@@ -48,7 +48,7 @@ MEDIA_ITEM_COLUMNS = (
     ("width", "int4"), ("height", "int4"), ("duration_s", "float8"), ("has_audio", "bool"), ("status", "text"),
     ("frames_sampled", "int4"), ("frames_kept", "int4"), ("caption", "text"), ("ocr_text", "text"),
     ("transcript_text", "text"), ("fetched_at", "timestamptz"), ("animated", "bool"), ("frame_count", "int4"),
-    ("rotation", "int4"), ("codec", "text"), ("caption_basis", "text"),
+    ("rotation", "int4"), ("codec", "text"), ("caption_basis", "text"), ("failures", "jsonb"),
 )  # fmt: skip
 FRAME_COLUMNS = (
     ("id", "int8"), ("brand", "text"), ("media_item_id", "int8"), ("frame_index", "int4"), ("t_s", "float8"),
@@ -245,7 +245,7 @@ def _media_rows(catalog: BrandCatalog, ids: _Ids) -> Iterator[tuple]:
             i, b, m.sha256, m.media_type, m.source_url, list(m.urls or (m.source_url,)),
             m.storage_key, m.storage_uri, m.mime, m.bytes, m.width, m.height, m.duration_s, m.has_audio, m.status,
             m.frames_sampled, m.frames_kept, m.caption, m.ocr_text, m.transcript_text, m.fetched_at,
-            m.animated, m.frame_count, m.rotation, m.codec, m.caption_basis,
+            m.animated, m.frame_count, m.rotation, m.codec, m.caption_basis, list(m.failures) or None,
         )  # fmt: skip
 
 

@@ -175,8 +175,8 @@ ALTER TABLE vectors ADD COLUMN text_search tsvector
 CREATE INDEX vectors_text_search ON vectors USING gin (text_search);
 """
 
-# Methods plugged into the pipeline: brand-level methods beside the summary (one row each), and
-# the method whose ``search_field`` a text vector embeds.
+# Methods plugged into the pipeline: brand-level methods beside the summary (one row each), the
+# method whose ``search_field`` a text vector embeds, and each item's failed steps (why it is partial).
 _V4 = """
 CREATE TABLE brand_analyses (
     brand     text NOT NULL,
@@ -192,6 +192,7 @@ CREATE TABLE brand_analyses (
     PRIMARY KEY (brand, method)
 );
 ALTER TABLE vectors ADD COLUMN source text;
+ALTER TABLE media_items ADD COLUMN failures jsonb;
 """
 
 #: (version, description, DDL), applied in order; never edit a released entry, append a new one.
@@ -199,7 +200,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "catalog tables, vector ids and index versions", _V1),
     (2, "audio items; animated, frame_count, rotation and codec of media items", _V2),
     (3, "caption basis of items and frames; full-text search over embedded texts", _V3),
-    (4, "brand-level analyses of plugged methods; the source method of text vectors", _V4),
+    (4, "brand-level analyses of plugged methods; the source method of text vectors; items' failed steps", _V4),
 )
 
 

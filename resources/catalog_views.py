@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 _ITEM_COLUMNS = (
     "id, brand, sha256, media_type, source_url, urls, storage_key, mime, bytes, width, height, duration_s,"
     " has_audio, status, frames_sampled, frames_kept, caption, caption_basis, ocr_text, transcript_text,"
-    " fetched_at, animated, frame_count, rotation, codec"
+    " fetched_at, animated, frame_count, rotation, codec, failures"
 )
 
 

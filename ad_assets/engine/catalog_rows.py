@@ -149,6 +149,7 @@ def _items(raw_media: pd.DataFrame, analysis: dict[str, dict[str, Any]]) -> list
                 rotation=_opt(row.get("rotation"), int),
                 codec=_opt(row.get("codec")),
                 caption_basis=caption_basis(image_unit),
+                failures=tuple(_scrub(f) for f in _opt(found.get("failures")) or () if isinstance(f, dict)),
             )
         )
     return items

@@ -199,3 +199,35 @@ def test_brand_level_cycles_run_in_order_and_a_broken_one_stays_its_own_error(tm
     assert count["shouted"] == [u.output("shout")["text"] for i in items for u in i.units if "shout" in u.results]
     assert cycles["broken_cycle"].result is None
     assert cycles["broken_cycle"].error == "InternalMethodError: broken_cycle: pipeline_inputs raised KeyError: 'units'"
+
+
+def test_an_items_failed_steps_reach_the_catalog_and_its_page(database_url, tmp_path):
+    """Why an item is ``partial`` is shown where people look: the committed item and its page."""
+    import dataclasses
+
+    from starlette.testclient import TestClient
+
+    from ad_assets.search import SearchResources
+    from ad_assets.web.app import create_app
+    from resources.catalog_db import commit_brand
+    from resources.catalog_schema import ensure_schema
+    from resources.catalog_views import item_detail
+    from resources.postgres import connect
+    from tests.support.catalog_factory import synthetic_catalog
+
+    failure = {"method": "raising_condition", "step": "image:raising_condition", "cause": "InternalMethodError",
+               "detail": "raising_condition: its condition (the plug-in's own test) raised ZeroDivisionError: division by zero"}  # fmt: skip
+    catalog = synthetic_catalog("acme", images=2, videos=0)
+    first = dataclasses.replace(catalog.media_items[0], status="partial", failures=(failure,))
+    catalog = dataclasses.replace(catalog, media_items=(first, *catalog.media_items[1:]))
+    with connect(database_url) as conn:
+        ensure_schema(conn)
+        commit_brand(conn, catalog)
+        (media_id,) = conn.execute("SELECT id FROM media_items WHERE sha256 = %s", (first.sha256,)).fetchone()
+        assert item_detail(conn, media_id)["failures"] == [failure]
+        (other,) = conn.execute("SELECT failures FROM media_items WHERE sha256 = %s", (catalog.media_items[1].sha256,)).fetchone()
+        assert other is None
+    resources = SearchResources(database_url, MediaStore.from_url(str(tmp_path / "store")), AISettings())
+    with TestClient(create_app(resources)) as client:
+        page = client.get(f"/items/{media_id}").text
+    assert 'id="failures"' in page and "raised ZeroDivisionError: division by zero" in page
