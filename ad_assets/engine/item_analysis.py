@@ -216,7 +216,8 @@ class _ItemWork:
         self.units_final = asyncio.get_running_loop().create_future()
         self.tasks: list[asyncio.Task] = []
 
-    def _task(self, coro: Awaitable[Any]) -> asyncio.Task:
+    def track(self, coro: Awaitable[Any]) -> asyncio.Task:
+        """A task of this item's, cancelled with the item (``cancel``)."""
         task = asyncio.ensure_future(coro)
         self.tasks.append(task)
         return task
@@ -231,7 +232,7 @@ class _ItemWork:
         if self.item_steps:
             return
         for method in self.plan.at(ITEM):
-            self.item_steps[method.name] = self._task(self._item_step(method))
+            self.item_steps[method.name] = self.track(self._item_step(method))
 
     async def _item_step(self, method: AIMethod) -> dict[str, Any] | None:
         outputs: dict[str, dict[str, Any]] = {}
@@ -291,15 +292,15 @@ class _ItemWork:
         """Start the picture-level steps of one image or kept frame (``prefilled``: steps already run,
         a frame's ``embed_image`` for de-duplication); the task returns the finished unit."""
         unit = UnitAnalysis("frame" if index is not None else "image", index, t_s)
-        picture = self._task(_shared_image(image, self.reading))
+        picture = self.track(_shared_image(image, self.reading))
         steps: dict[str, Any] = {}
         for method in self.plan.at(PICTURE):
             if prefilled is not None and method.name in prefilled:
-                steps[method.name] = self._task(_value(prefilled[method.name]))
+                steps[method.name] = self.track(_value(prefilled[method.name]))
             else:
-                steps[method.name] = self._task(self._picture_step(method, prefix, unit, picture, steps))
+                steps[method.name] = self.track(self._picture_step(method, prefix, unit, picture, steps))
         self.units.append((unit, steps))
-        return self._task(self._finish_unit(unit, steps))
+        return self.track(self._finish_unit(unit, steps))
 
     async def _finish_unit(self, unit: UnitAnalysis, steps: dict[str, Any]) -> UnitAnalysis:
         results = await asyncio.gather(*steps.values())
@@ -514,7 +515,7 @@ class BrandAnalyser:
             # Once a frame decoded, the file is known to be readable media: a corrupt file
             # fails as one load failure, not also as a failed transcription.
             work.start_item_methods()
-            task = work._task(work.run.step(f"frame{frame.index}:{EMBED_IMAGE}", EMBED_IMAGE, image=frame.jpeg))
+            task = work.track(work.run.step(f"frame{frame.index}:{EMBED_IMAGE}", EMBED_IMAGE, image=frame.jpeg))
             embedded.put_nowait((frame, task))
 
         def decode() -> None:  # in a worker thread
@@ -533,7 +534,7 @@ class BrandAnalyser:
                 # Queued after every on_frame the thread scheduled, so it arrives last.
                 loop.call_soon_threadsafe(embedded.put_nowait, None)
 
-        decoder = work._task(decoding())
+        decoder = work.track(decoding())
         rule = DistinctFrames(self.config.dedupe_threshold)
         units: list[asyncio.Task[UnitAnalysis]] = []
         sampled = 0
