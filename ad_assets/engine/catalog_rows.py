@@ -171,6 +171,19 @@ def _segments(sha256: str, transcript: dict[str, Any]) -> list[SegmentRow]:
     return rows
 
 
+def _result_rows(sha256: str, frame_index: int | None, results: Any, meta: _MethodMeta) -> list[AnalysisRow]:
+    """One ``AnalysisRow`` per method result of a unit (``frame_index``) or of the whole item (None)."""
+    rows = []
+    for method, result in sorted((results if isinstance(results, dict) else {}).items()):
+        meta.add(sha256, frame_index, result)
+        rows.append(
+            AnalysisRow(sha256, method, _scrub(result.get("output") or {}), frame_index,
+                        _opt(result.get("version"), str), _opt(result.get("provider")), _opt(result.get("model")),
+                        _opt(result.get("cost_usd"), float), _opt(result.get("cached"), bool))  # fmt: skip
+        )
+    return rows
+
+
 def _analysis_of_item(
     sha256: str, found: dict[str, Any], meta: _MethodMeta
 ) -> tuple[list[FrameRow], list[SegmentRow], list[AnalysisRow]]:
@@ -181,21 +194,9 @@ def _analysis_of_item(
             frames.append(FrameRow(sha256, frame_index, float(unit.get("t_s") or 0.0),
                                    _text(unit.get("caption")), _text(unit.get("ocr_text")),
                                    caption_basis(unit)))  # fmt: skip
-        for method, result in sorted((unit.get("results") or {}).items()):
-            meta.add(sha256, frame_index, result)
-            analyses.append(
-                AnalysisRow(sha256, method, _scrub(result.get("output") or {}), frame_index,
-                            _opt(result.get("version"), str), _opt(result.get("provider")), _opt(result.get("model")),
-                            _opt(result.get("cost_usd"), float), _opt(result.get("cached"), bool))  # fmt: skip
-            )
-    item_results = found.get("item_results") if isinstance(found.get("item_results"), dict) else {}
-    for method, result in sorted(item_results.items()):  # item-level methods' results (not the transcript)
-        meta.add(sha256, None, result)
-        analyses.append(
-            AnalysisRow(sha256, method, _scrub(result.get("output") or {}), None, _opt(result.get("version"), str),
-                        _opt(result.get("provider")), _opt(result.get("model")), _opt(result.get("cost_usd"), float),
-                        _opt(result.get("cached"), bool))  # fmt: skip
-        )
+        analyses += _result_rows(sha256, frame_index, unit.get("results"), meta)
+    # Item-level methods' results (not the transcript's, below): the whole item, no frame.
+    analyses += _result_rows(sha256, None, found.get("item_results"), meta)
     segments = []
     transcript = found.get("transcript")
     if isinstance(transcript, dict):

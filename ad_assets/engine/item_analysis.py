@@ -120,10 +120,11 @@ class ItemAnalysis:
         return "partial" if self.failures else "analysed"
 
 
-def items_to_fill(runner: MethodRunner, methods: Iterable[str] = (*IMAGE_STEPS, EMBED_IMAGE, EMBED_TEXT, TRANSCRIBE)) -> int:
-    """Items in flight that keep the busiest provider's slots full: an image holds about two calls
-    at a time (its first calls, then ``embed_text``), less while its local work runs, so twice
-    the largest concurrency, within 16..256 (an item in flight holds its bytes and decoded picture)."""
+def items_to_fill(runner: MethodRunner, methods: Iterable[str]) -> int:
+    """Items in flight that keep the busiest provider's slots full (``methods``: those the plan runs on
+    items): an image holds about two calls at a time (its first calls, then ``embed_text``), less while
+    its local work runs, so twice the largest concurrency, within 16..256 (an item in flight holds its
+    bytes and decoded picture)."""
     return min(256, max(16, 2 * runner.max_concurrency(tuple(methods))))
 
 
