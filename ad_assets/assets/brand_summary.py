@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from ad_assets.ai_resource import AIMethodsResource, methods_code_version, provider_pool
-from ad_assets.engine.brand_cycles import CycleResult, brand_items, run_cycles
+from ad_assets.engine.brand_cycles import CycleResult, analysis_records, brand_items, run_cycles
 from ad_assets.engine.brand_set import item_vectors, near_duplicate_groups, outliers
 from ad_assets.engine.pipeline_plan import BRAND, PipelinePlan, plan_for
 from ad_assets.metadata import table_metadata
@@ -47,10 +47,11 @@ def brand_summary_asset(settings: Settings, plan: PipelinePlan | None = None) ->
         (``summarize_brand``), every other brand-level method of the pipeline in order, groups of
         near-duplicate creatives and outliers (from image vectors)."""
         brand = context.partition_key
+        rows = analysis_records(media_analysis)  # once: the count and every cycle read them
 
         async def run():
             async with ai_methods.runner() as runner:
-                return await run_cycles(plan, runner, brand, media_analysis)
+                return await run_cycles(plan, runner, brand, rows)
 
         cycles = asyncio.run(run()) if plan.at(BRAND) else []
         for cycle in cycles:
@@ -59,7 +60,7 @@ def brand_summary_asset(settings: Settings, plan: PipelinePlan | None = None) ->
         summary_cycle = next((c for c in cycles if c.method == SUMMARY_METHOD), None)
         others = [c for c in cycles if c.method != SUMMARY_METHOD]
         summary, error, method = _summary_columns(summary_cycle)
-        items = len(brand_items(media_analysis, ()))
+        items = len(brand_items(rows, ()))
         shas, vectors = item_vectors(media_embeddings)
         groups = near_duplicate_groups(shas, vectors)
         odd = outliers(shas, vectors)

@@ -11,11 +11,11 @@ Pure: no Dagster.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from ad_assets.engine.item_analysis import PlacementError, method_inputs
+from ad_assets.engine.item_analysis import PlacementError, condition_holds, placed_inputs
 from ad_assets.engine.pipeline_plan import PipelinePlan
 from ai_methods.calls import MethodRunner
 from ai_methods.errors import AIMethodError
@@ -43,8 +43,15 @@ class CycleResult:
         return {**found, "method": self.method, "output": self.output, "error": self.error}
 
 
-def brand_items(analysis: pd.DataFrame, needs: Iterable[str]) -> tuple[dict[str, Any], ...]:
+def analysis_records(analysis: pd.DataFrame | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``media_analysis`` rows as dicts (converted once; the cycles read them several times)."""
+    return analysis.to_dict(orient="records") if isinstance(analysis, pd.DataFrame) else list(analysis)
+
+
+def brand_items(rows: Sequence[dict[str, Any]], needs: Iterable[str]) -> tuple[dict[str, Any], ...]:
     """The brand's analysed items as ``Target.items``, with only the ``needs`` outputs (vectors left out).
+
+    ``rows``: ``media_analysis`` rows as dicts (``analysis_records``).
 
     ``{"item_id": sha256[:12], "sha256", "media_type", "outputs": {method: output} (item level, the
     transcript included), "units": [{"unit", "frame_index", "t_s", "outputs": {method: output}}]}``;
@@ -52,7 +59,7 @@ def brand_items(analysis: pd.DataFrame, needs: Iterable[str]) -> tuple[dict[str,
     """
     wanted = set(needs)
     items = []
-    for row in analysis.to_dict(orient="records"):
+    for row in rows:
         units = row.get("units")
         units = list(units) if units is not None and not isinstance(units, float) else []
         outputs: dict[str, Any] = {}
@@ -84,26 +91,29 @@ def brand_items(analysis: pd.DataFrame, needs: Iterable[str]) -> tuple[dict[str,
     return tuple(items)
 
 
-def cycle_target(method: AIMethod, brand: str, analysis: pd.DataFrame, done: dict[str, CycleResult],
+def cycle_target(method: AIMethod, brand: str, rows: Sequence[dict[str, Any]], done: dict[str, CycleResult],
                  plan: PipelinePlan) -> Target:  # fmt: skip
     """What ``method`` sees: the items with the outputs it needs, and the earlier cycles it needs."""
     earlier = {n: done[n].output for n in method.needs if n in done and done[n].output is not None}
     item_needs = [n for n in method.needs if n in plan and plan.scope_of(n) != BRAND]
-    return Target(BRAND, brand=brand, items=brand_items(analysis, item_needs), outputs=earlier)  # type: ignore[arg-type]
+    return Target(BRAND, brand=brand, items=brand_items(rows, item_needs), outputs=earlier)  # type: ignore[arg-type]
 
 
-async def run_cycles(plan: PipelinePlan, runner: MethodRunner, brand: str, analysis: pd.DataFrame) -> list[CycleResult]:
+async def run_cycles(plan: PipelinePlan, runner: MethodRunner, brand: str,
+                     analysis: pd.DataFrame | Sequence[dict[str, Any]]) -> list[CycleResult]:  # fmt: skip
     """Every brand-level method of ``plan``, in order; never raises for a method's failure (see ``error``)."""
+    rows = analysis_records(analysis)
     done: dict[str, CycleResult] = {}
     for method in plan.at(BRAND):
-        target = cycle_target(method, brand, analysis, done, plan)
+        target = cycle_target(method, brand, rows, done, plan)
         try:
-            inputs = method_inputs(method, target)
+            holds = condition_holds(method, target)
+            inputs = placed_inputs(method, target) if holds else None
         except PlacementError as exc:  # plugged code: a bug must stay this cycle's
             done[method.name] = CycleResult(method.name, error=f"InternalMethodError: {exc}")
             continue
-        if inputs is None and method.condition is not None and not method.condition(target):
-            done[method.name] = CycleResult(method.name, error=f"skipped: {method.condition.description} is false")
+        if not holds:
+            done[method.name] = CycleResult(method.name, error=f"skipped: {method.condition.description} is false")  # type: ignore[union-attr]
             continue
         if not inputs:
             done[method.name] = CycleResult(method.name, error="no analysed item")

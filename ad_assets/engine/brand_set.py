@@ -23,10 +23,10 @@ MIN_ITEMS_FOR_OUTLIERS = 5
 def summary_inputs(analysis: pd.DataFrame) -> list[dict[str, Any]]:
     """Per-item results in the shape ``summarize_brand`` accepts (one entry per media item):
     ``ai_methods.builtin.summarize_brand.fold_items`` of the items with the outputs it needs."""
-    from ad_assets.engine.brand_cycles import brand_items
+    from ad_assets.engine.brand_cycles import analysis_records, brand_items
     from ai_methods.builtin.summarize_brand import SummarizeBrand, fold_items
 
-    return fold_items(brand_items(analysis, SummarizeBrand.needs))
+    return fold_items(brand_items(analysis_records(analysis), SummarizeBrand.needs))
 
 
 def item_vectors(embeddings: pd.DataFrame) -> tuple[list[str], np.ndarray]:

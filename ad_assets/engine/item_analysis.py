@@ -373,25 +373,33 @@ class PlacementError(Exception):
     """A method's own placement code (its ``condition`` or ``pipeline_inputs``) raised; the message says which."""
 
 
+def condition_holds(method: AIMethod, target: Target) -> bool:
+    """Whether ``method`` applies at ``target`` (no condition: it does); ``PlacementError`` if the condition raises."""
+    if method.condition is None:
+        return True
+    try:
+        return bool(method.condition(target))
+    except Exception as exc:  # plugged code
+        raise PlacementError(
+            f"{method.name}: its condition ({method.condition.description}) raised {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def placed_inputs(method: AIMethod, target: Target) -> dict[str, Any] | None:
+    """``method.pipeline_inputs(target)``; ``PlacementError`` naming the hook if it raises."""
+    try:
+        return method.pipeline_inputs(target)
+    except Exception as exc:  # plugged code
+        raise PlacementError(f"{method.name}: pipeline_inputs raised {type(exc).__name__}: {exc}") from exc
+
+
 def method_inputs(method: AIMethod, target: Target) -> dict[str, Any] | None:
     """The method's inputs at ``target``, or None where its condition is false or it has nothing to read.
 
     Raises ``PlacementError`` naming the method and the hook when the condition or
     ``pipeline_inputs`` raises (plugged code), so the caller records it as that step's failure.
     """
-    if method.condition is not None:
-        try:
-            holds = method.condition(target)
-        except Exception as exc:  # plugged code
-            raise PlacementError(
-                f"{method.name}: its condition ({method.condition.description}) raised {type(exc).__name__}: {exc}"
-            ) from exc
-        if not holds:
-            return None
-    try:
-        return method.pipeline_inputs(target)
-    except Exception as exc:  # plugged code
-        raise PlacementError(f"{method.name}: pipeline_inputs raised {type(exc).__name__}: {exc}") from exc
+    return placed_inputs(method, target) if condition_holds(method, target) else None
 
 
 async def _value(value: Any) -> Any:
