@@ -77,6 +77,7 @@ def _print_pipeline() -> int:
     """Where each method runs in the brand pipeline that ``AD_ASSETS_METHODS`` selects (or why it cannot)."""
     from ad_assets.cli import pipeline_error_message
     from ad_assets.engine.pipeline_plan import PipelineError, plan_for
+    from ai_methods.placement import SCOPES
     from ad_assets.settings import methods_from_env
 
     selection = ",".join(methods_from_env())
@@ -85,7 +86,7 @@ def _print_pipeline() -> int:
     except PipelineError as exc:
         return _fail(pipeline_error_message(exc), EXIT_FAILED)
     print(f"\npipeline (AD_ASSETS_METHODS={selection}), in order:")
-    for scope in ("picture", "item", "brand"):
+    for scope in SCOPES:
         parts = []
         for m in plan.at(scope):
             how = [f"needs {', '.join(m.needs)}"] if m.needs else []

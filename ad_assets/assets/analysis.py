@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from ad_assets.engine.pipeline_plan import ITEM, PICTURE, PipelinePlan, plan_for
+from ad_assets.engine.pipeline_plan import BRAND, ITEM, PICTURE, PipelinePlan, plan_for
 from ad_assets.ai_resource import AIMethodsResource, methods_code_version, provider_pool
 from ad_assets.engine.analysis_sink import AnalysisSink
 from ad_assets.engine.item_analysis import (
@@ -88,7 +88,7 @@ def _pipeline_table(plan: PipelinePlan, sink: AnalysisSink) -> dg.TableMetadataV
     rows = [
         {**row, "results": sink.results_by_method.get(row["method"], 0)}
         for row in plan.describe()
-        if row["applies_to"] != "brand"
+        if row["applies_to"] != BRAND
     ]
     columns = ["method", "version", "applies_to", "needs", "condition", "search_field", "results"]
     return table_metadata(pd.DataFrame(rows, columns=columns))
@@ -100,7 +100,7 @@ def analysis_assets(settings: Settings, plan: PipelinePlan | None = None) -> dg.
     stale. Raises ``PipelineError`` (at load) when the methods cannot make a pipeline."""
     plan = plan if plan is not None else plan_for(settings.methods)
     item_methods = plan.names(PICTURE, ITEM)
-    embedders = (EMBED_IMAGE, EMBED_TEXT, *(m.name for m in plan.methods if m.search_field and m.applies_to != "brand"))
+    embedders = (EMBED_IMAGE, EMBED_TEXT, *(m.name for m in plan.methods if m.search_field and m.applies_to != BRAND))
     analysis_version = methods_code_version(item_methods, settings.provider_for, ENGINE_VERSION)
     embeddings_version = methods_code_version(embedders, settings.provider_for, ENGINE_VERSION)
     eager = dg.AutomationCondition.eager()

@@ -9,6 +9,7 @@ import numpy as np
 from ad_assets.engine.item_analysis import (
     EMBED_IMAGE,
     EMBED_TEXT,
+    TRANSCRIBE,
     ItemAnalysis,
     UnitAnalysis,
     text_for_embedding,
@@ -48,8 +49,8 @@ def analysis_rows(items: list[ItemAnalysis]) -> list[dict[str, Any]]:
     rows = []
     for item in items:
         results = [r for u in item.units for r in (*u.results.values(), *u.text_vectors.values())]
-        results += [r for r in item.item_results.values() if r is not item.transcript_result]
-        results += [r for r in [item.transcript_result, *item.segment_vectors, *item.text_vectors.values()] if r is not None]
+        results += [*item.item_results.values(), *item.text_vectors.values()]
+        results += [r for r in item.segment_vectors if r is not None]
         methods = {r["method"]: {"version": r["version"], "provider": r["provider"], "model": r["model"]} for r in results}
         rows.append(
             {
@@ -70,7 +71,7 @@ def analysis_rows(items: list[ItemAnalysis]) -> list[dict[str, Any]]:
                 "cost_usd": round(sum(float(r.get("cost_usd") or 0) for r in results), 6),
                 "steps_resumed": item.steps_resumed,
                 # Item-level methods' results but the transcript's (in ``transcript``), vectors left out.
-                "item_results": {m: _slim(r) for m, r in sorted(item.item_results.items()) if r is not item.transcript_result},
+                "item_results": {m: _slim(r) for m, r in sorted(item.item_results.items()) if m != TRANSCRIBE},
             }
         )
     return rows

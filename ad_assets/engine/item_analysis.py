@@ -100,10 +100,8 @@ class ItemAnalysis:
     media_type: str
     storage_key: str
     units: list[UnitAnalysis] = field(default_factory=list)
-    transcript: dict[str, Any] | None = None
-    transcript_result: dict[str, Any] | None = None
     segment_vectors: list[dict[str, Any] | None] = field(default_factory=list)
-    # Item-level methods' results by method (``transcribe_speech``'s is also ``transcript_result``).
+    # Item-level methods' results by method (``transcribe_speech``'s included: ``transcript_result``).
     item_results: dict[str, dict[str, Any]] = field(default_factory=dict)
     text_vectors: dict[str, dict[str, Any]] = field(default_factory=dict)  # item-level search texts, by method
     frames_sampled: int = 0
@@ -111,6 +109,16 @@ class ItemAnalysis:
     failures: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     steps_resumed: int = 0
+
+    @property
+    def transcript_result(self) -> dict[str, Any] | None:
+        """``transcribe_speech``'s result, when it ran and succeeded."""
+        return self.item_results.get(TRANSCRIBE)
+
+    @property
+    def transcript(self) -> dict[str, Any] | None:
+        """The transcript (``transcribe_speech``'s output): ``text``, ``segments``, ``words``."""
+        return (self.transcript_result or {}).get("output")
 
     @property
     def status(self) -> str:
@@ -269,10 +277,9 @@ class _ItemWork:
         return result
 
     async def _transcript(self, result: dict[str, Any]) -> None:
-        """Keep the transcript, then embed each segment as text."""
+        """Embed each segment of the transcript (``result``) as text."""
         item = self.item
-        item.transcript_result, item.transcript = result, result.get("output")
-        segments = (item.transcript or {}).get("segments", [])
+        segments = (result.get("output") or {}).get("segments", [])
         item.segment_vectors = list(
             await asyncio.gather(
                 *(
