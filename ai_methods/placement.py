@@ -60,7 +60,7 @@ class Target:
     frame_index: int | None = None
     t_s: float | None = None
     picture: Any = None  # picture scope: the decoded-once image (``ImageInput``) or its bytes
-    media: Path | None = None  # item scope: the item's local media file
+    media: Path | None = None  # item scope: the item's local media file (read it only: it may be the store's own)
     outputs: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     unit_outputs: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
     items: tuple[dict[str, Any], ...] = ()

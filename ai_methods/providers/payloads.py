@@ -9,13 +9,14 @@ would waste paid calls.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import secrets
 import struct
 from dataclasses import dataclass
 from typing import Any
+
+import pybase64
 
 from ai_methods.errors import BadResponseError, InvalidInputError
 
@@ -57,7 +58,7 @@ class EncodedImage(bytes):
         """The bytes in base64 (ASCII), built on first use, then kept."""
         cached = self.__dict__.get("_base64")
         if cached is None:
-            cached = self.__dict__["_base64"] = base64.b64encode(self)
+            cached = self.__dict__["_base64"] = pybase64.b64encode(self)
         return cached
 
     def data_url(self) -> bytes:
@@ -70,13 +71,13 @@ class EncodedImage(bytes):
 
 def image_base64(image: bytes) -> bytes:
     """The image's bytes in base64 (ASCII), kept on an ``EncodedImage`` for its next request."""
-    return image.base64() if isinstance(image, EncodedImage) else base64.b64encode(image)
+    return image.base64() if isinstance(image, EncodedImage) else pybase64.b64encode(image)
 
 
 def _data_url(image: bytes) -> bytes:
     mime = image_mime_type(sniff_image_format(image))
     # Not through image_base64: an item in flight keeps its data URL, not also a second base64 copy.
-    return b"data:" + mime.encode("ascii") + b";base64," + base64.b64encode(image)
+    return b"data:" + mime.encode("ascii") + b";base64," + pybase64.b64encode(image)
 
 
 def data_url(image: bytes) -> bytes:
@@ -109,9 +110,14 @@ class JsonWithBlobs:
 
     def encode(self, payload: Any) -> bytes:
         """The request as compact JSON bytes with every placeholder replaced by its blob."""
+        return b"".join(self.parts(payload))
+
+    def parts(self, payload: Any) -> list[bytes]:
+        """The request as compact JSON in pieces, the blobs among them as given (not copied):
+        sent one after another they make ``encode(payload)``, without joining megabytes per request."""
         text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         if not self._blobs:
-            return text
+            return [text]
         found: list[tuple[int, int, bytes]] = []
         for index, data in enumerate(self._blobs):
             marker = f"@blob-{self._nonce}-{index}@".encode("ascii")
@@ -125,7 +131,7 @@ class JsonWithBlobs:
             pieces += (text[position:start], data)
             position = end
         pieces.append(text[position:])
-        return b"".join(pieces)
+        return [piece for piece in pieces if piece]
 
 
 @dataclass(frozen=True)

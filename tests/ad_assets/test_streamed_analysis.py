@@ -21,7 +21,7 @@ from ad_assets.engine.item_analysis import AnalysisConfig, BrandAnalyser, analys
 from ai_methods.calls import MethodRunner
 from ai_methods.providers.fake import FakeProvider
 from ai_methods.settings import AISettings
-from resources.media_store import MediaStore, media_key
+from resources.media_store import MediaStore, StoreNotFoundError, media_key
 from resources.parquet_io_manager import dataframe_from_parquet
 from resources.parquet_stream import FLOAT32_LIST, JSON, ParquetTableWriter
 
@@ -46,12 +46,19 @@ def store(tmp_path) -> MediaStore:
     return MediaStore.from_url(str(tmp_path / "store"))
 
 
+@pytest.fixture
+def s3_store(make_bucket) -> MediaStore:
+    """A bucket on the loopback S3 API: its objects are copied to the media cache, a local store's are read in place."""
+    return MediaStore.from_url(f"s3://{make_bucket()}/media-root")
+
+
 def _runner(tmp_path, latency=0.0) -> MethodRunner:
     settings = AISettings(default_provider="fake", cache_enabled=False, cache_dir=tmp_path / "ai-cache")
     return MethodRunner(settings, fake=FakeProvider(latency), cache=None)
 
 
-async def test_items_reach_the_sink_in_row_order_with_a_bounded_window_and_no_copy_left(store, tmp_path):
+async def test_items_reach_the_sink_in_row_order_with_a_bounded_window_and_no_copy_left(s3_store, tmp_path):
+    store = s3_store
     rows = _brand(store, tmp_path, 40, duplicate_every=7)
     cache = tmp_path / "media-cache"
     seen, in_memory, copies_left = [], [], []
@@ -146,11 +153,12 @@ def test_a_value_a_column_cannot_hold_is_refused_with_the_column_named(tmp_path,
         writer.flush()
 
 
-async def test_store_copies_and_picture_reads_are_bounded_so_the_first_items_start_first(store, tmp_path, monkeypatch):
+async def test_store_copies_and_picture_reads_are_bounded_so_the_first_items_start_first(s3_store, tmp_path, monkeypatch):
     """Every item in flight copying and reading at once made them all finish together: the first
     request waited for all of them (bench/bench_ai_stage.py). Copies and reads are bounded."""
     import ad_assets.engine.item_analysis as engine
 
+    store = s3_store
     rows = _brand(store, tmp_path, 12)
     copying = reading = 0
     most = {"copies": 0, "reads": 0}
@@ -184,3 +192,38 @@ async def test_store_copies_and_picture_reads_are_bounded_so_the_first_items_sta
                                        config=AnalysisConfig(items_in_flight=12, copies_in_flight=3, decode_workers=1))  # fmt: skip
     assert [i.status for i in items] == ["analysed"] * 12
     assert most["copies"] == 3 and most["reads"] == 1
+
+
+async def test_a_local_store_is_read_in_place_and_left_as_it_was(store, tmp_path, monkeypatch):
+    """Copying each item out of a local store cost a file created, written and deleted per item
+    (docs/ai_stage.md): its files are read where they are, never copied, moved or removed."""
+    rows = _brand(store, tmp_path, 6, duplicate_every=3)
+    never_stored = media_key("0" * 64, "png")
+    rows.append({**rows[0], "url": "https://ads.example/gone.png", "sha256": "0" * 64, "storage_key": never_stored})
+    stored = {r["storage_key"]: store.local_path(r["storage_key"]).read_bytes() for r in rows[:-1]}
+
+    async def no_copy(key, path):
+        raise AssertionError(f"{key} was copied out of a local store")
+
+    monkeypatch.setattr(store, "get_to_file", no_copy)
+    cache = tmp_path / "media-cache"
+    async with _runner(tmp_path) as runner:
+        items, _ = await analyse_brand(rows, runner=runner, store=store, cache_dir=cache,
+                                       journal_dir=tmp_path / "journals")  # fmt: skip
+    assert [i.status for i in items] == ["analysed"] * (len(rows) - 1) + ["failed"]
+    [failure] = items[-1].failures
+    assert (failure["step"], failure["cause"]) == ("load", "StoreNotFoundError")
+    assert rows[-1]["storage_key"] in failure["detail"] and "not found" in failure["detail"]
+    assert {k: store.local_path(k).read_bytes() for k in stored} == stored  # untouched, and still there
+    assert not cache.exists() or [p for p in cache.rglob("*") if p.is_file()] == []
+
+
+def test_only_a_local_store_offers_its_files_in_place(store, s3_store):
+    data = b"\x89PNG not really"
+    key = media_key(hashlib.sha256(data).hexdigest(), "png")
+    store.put_bytes_sync(key, data)
+    s3_store.put_bytes_sync(key, data)
+    assert store.file_in_place(key).read_bytes() == data
+    assert s3_store.file_in_place(key) is None
+    with pytest.raises(StoreNotFoundError, match="never stored"):
+        store.file_in_place(media_key("1" * 64, "png"))

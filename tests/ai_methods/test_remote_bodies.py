@@ -52,6 +52,9 @@ def test_json_with_blobs_splices_each_blob_where_its_placeholder_was(payload) ->
     request = {**payload, "images": [{"url": body.blob(blobs[1])}, {"url": body.blob(blobs[0])}]}
     sent = json.loads(body.encode(request))
     assert sent == {**payload, "images": [{"url": blobs[1].decode()}, {"url": blobs[0].decode()}]}
+    parts = body.parts(request)  # what the client sends, one piece after another
+    assert b"".join(parts) == body.encode(request)
+    assert sum(part is blob for part in parts for blob in blobs) == 2  # the blobs themselves, not copies
 
 
 def test_a_placeholder_missing_from_the_payload_is_an_error_not_a_silent_drop() -> None:
@@ -170,6 +173,9 @@ async def test_requests_spread_over_small_pools_and_each_body_reaches_the_server
     for request in openai_server.requests:
         assert request.headers["authorization"] == f"Bearer {API_KEY}"
         assert request.headers["content-type"] == "application/json"
+        # sent as pieces with their total length: no chunked encoding, which some servers refuse
+        assert "transfer-encoding" not in request.headers
+        assert int(request.headers["content-length"]) == len(request.body)
         url = request.json()["messages"][1]["content"][1]["image_url"]["url"]
         assert url == "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
 

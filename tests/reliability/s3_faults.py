@@ -135,6 +135,10 @@ class FlakyStore:
         self.failures = dict(failures)
         self.failed: Counter = Counter()
 
+    def file_in_place(self, key: str) -> None:
+        """None, as on S3: the media is copied with ``get_to_file``, where the faults are injected."""
+        return None
+
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._inner, name)
         if name not in self.failures:
