@@ -47,8 +47,8 @@ class MediaAnalysisConfig(dg.Config):
     copies_in_flight: int = Field(
         8,
         ge=1,
-        description="Items copied from the media store at once (of the items in flight); raise it for a store "
-        "with a long time to first byte.",
+        description="Items loading at once (of the items in flight): copying their media from the store and "
+        "opening their journals; raise it for a store with a long time to first byte.",
     )
     methods: list[str] | None = Field(
         None,

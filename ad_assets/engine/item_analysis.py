@@ -66,8 +66,9 @@ class AnalysisConfig:
     dedupe_threshold: float = 0.95
     items_in_flight: int | None = None  # None: items_to_fill(runner), enough to keep every provider busy
     decode_workers: int = 2  # videos decoded at once, and pictures read at once
-    # Items copied from the store at once. Copies started together finish together: with every
-    # item in flight copying at once, the first item waited ~0.4 s for its picture (bench/bench_ai_stage.py).
+    # Items loading at once: copying their media from the store, opening their journal. Loads
+    # started together finish together: with every item in flight copying at once, the first
+    # item waited ~0.4 s for its picture; opening 128 journals at once, ~0.1 s (bench/bench_ai_stage.py).
     copies_in_flight: int = 8
     frame_max_side: int = 1024
     # Steps between copies of an in-progress journal to the store: the most a
@@ -441,7 +442,7 @@ class BrandAnalyser:
         # (~0.5-0.9 s of a 7 s run before the provider saw a request, bench/bench_ai_stage.py).
         self._reading = asyncio.Semaphore(config.decode_workers)
         self._copies: Counter[Path] = Counter()  # items using each local media copy right now
-        self._copying = asyncio.Semaphore(config.copies_in_flight)
+        self._loading = asyncio.Semaphore(config.copies_in_flight)
 
     async def analyse(self, items: list[dict[str, Any]]) -> list[ItemAnalysis]:
         """Analyse every item (rows of ``raw_media`` with status ``ok``), all in flight together."""
@@ -482,8 +483,9 @@ class BrandAnalyser:
         async with self._items:
             path = journal = None
             try:
-                path = await self._local_copy(item.storage_key)
-                journal = await self._journal(item.sha256)
+                async with self._loading:
+                    path = await self._local_copy(item.storage_key)
+                    journal = await self._journal(item.sha256)
                 run = _ItemRun(
                     self.runner, journal, item, lambda: self._keep_journal(journal, item, in_progress=True),
                     self.config.journal_sync_steps,
@@ -579,10 +581,8 @@ class BrandAnalyser:
             return in_place
         path = self.cache_dir / key
         self._copies[path] += 1  # counted before the download: an item sharing it waits for no one
-        if not path.exists():
-            async with self._copying:
-                if not path.exists():  # an item sharing it may have copied it meanwhile
-                    await self.store.get_to_file(key, path)  # which makes the folder, in a worker thread
+        if not path.exists():  # an item sharing it may have copied it already
+            await self.store.get_to_file(key, path)  # which makes the folder, in a worker thread
         return path
 
     def _drop_local_copy(self, path: Path | None) -> None:
