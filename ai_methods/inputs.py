@@ -75,6 +75,14 @@ class ImageInput:
         """The decoded RGB Pillow image (a fresh copy: callers may modify it)."""
         return self._rgb_shared().copy()
 
+    def displayed(self):
+        """The decoded RGB Pillow image shared by every method of this picture: read it, never modify it.
+
+        Spares the copy ``rgb()`` makes (3.5 MB and ~2 ms for a 1080² ad) when
+        the engine only reads the pixels (OCR, colours, the visual descriptor).
+        """
+        return self._rgb_shared()
+
     def array(self):
         """The decoded ``HxWx3`` uint8 RGB array."""
         import numpy as np

@@ -287,3 +287,23 @@ def test_limits_hold_when_probes_run_in_threads():
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(probe, [bomb, good] * 16))
     assert results == ["too_many_pixels", 360] * 16
+
+
+def test_only_pixels_shown_as_decoded_skip_the_copy_and_stay_usable():
+    """decode_picture hands back Pillow's own decode, uncopied, only when nothing about it changes on screen."""
+    plain = corpus.encode(Image.new("RGB", (8, 6), (10, 20, 30)), "PNG")
+    keyed = io.BytesIO()
+    Image.new("RGB", (8, 6), (0, 0, 0)).save(keyed, "PNG", transparency=(0, 0, 0))
+    linear = corpus.encode(Image.new("RGB", (8, 8), (128, 128, 128)), "PNG", icc_profile=corpus.linear_rgb_profile())
+    sideways = corpus.orientation_member(6, "PNG").data
+
+    def shown_as_decoded(data: bytes) -> bool:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return pictures._displayed_as_decoded(im)
+
+    assert shown_as_decoded(plain)
+    assert not any(shown_as_decoded(data) for data in (keyed.getvalue(), linear, sideways))
+    im = pictures.decode_picture(plain)
+    assert im.getpixel((7, 5)) == (10, 20, 30)  # not closed when decode_picture returned
+    assert pictures.decode_picture(keyed.getvalue()).getpixel((0, 0)) == (255, 255, 255)  # the key, on white

@@ -81,14 +81,14 @@ class LocalProvider:
 
     def ocr_sync(self, image: ImageInput) -> list[_ocr.OcrLine]:
         engine = self._engine("ocr", _ocr.OcrEngine)
-        return self._memoised("ocr", image.sha256, lambda: engine.read(image.rgb()))
+        return self._memoised("ocr", image.sha256, lambda: engine.read(image.displayed()))
 
     def faces_sync(self, image: ImageInput) -> list[_faces.FaceBox]:
         engine = self._engine("faces", _faces.FaceEngine)
         return self._memoised("faces", image.sha256, lambda: engine.detect(image.array()))
 
     def colours_sync(self, image: ImageInput, k: int = 5) -> list[_colors.Colour]:
-        return self._memoised(f"colours{k}", image.sha256, lambda: _colors.dominant_colours(image.rgb(), k))
+        return self._memoised(f"colours{k}", image.sha256, lambda: _colors.dominant_colours(image.displayed(), k))
 
     def brightness_sync(self, image: ImageInput) -> dict[str, float]:
         """Mean brightness (0..1, Rec. 601 luma) and mean saturation (0..1) of the image."""
@@ -106,7 +106,7 @@ class LocalProvider:
         return self._memoised("brightness", image.sha256, measure)
 
     def image_vector_sync(self, image: ImageInput) -> Any:
-        return _visual.visual_descriptor(image.rgb())
+        return _visual.visual_descriptor(image.displayed())
 
     @staticmethod
     def speech_model() -> str:
