@@ -81,3 +81,24 @@ def test_two_journals_open_on_one_item_append_whole_lines(tmp_path):
     lines = path.read_bytes().splitlines()
     assert [json.loads(line)["step"] for line in lines] == ["a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3"]
     assert ItemJournal(path).get("a3") == {"output": {"vector": vector}}
+
+
+def test_vectors_and_keys_read_back_as_they_were_recorded(tmp_path):
+    """Lines are written by orjson and read by it: a resumed step must give the very floats of the
+    run that paid for it (shortest round-trip repr), and keys must read back as json wrote them."""
+    import random
+
+    rng = random.Random(7)
+    vector = [rng.gauss(0.0, 0.03) for _ in range(1024)] + [1e-310, -0.0, 5e-324, 1.7976931348623157e308]
+    result = {"output": {"vector": vector, "dim": len(vector)}, "usage": {1: "int key", "n": 2}, "path": tmp_path}
+    journal = ItemJournal(tmp_path / "item.jsonl")
+    journal.record("image:embed_image", result)
+    journal.close()
+
+    again = ItemJournal(tmp_path / "item.jsonl").get("image:embed_image")
+    assert again["output"]["vector"] == vector  # bit-exact, every float
+    assert again["usage"] == {"1": "int key", "n": 2}  # as json.dumps wrote int keys
+    assert again["path"] == str(tmp_path)  # default=str, as before
+    line = (tmp_path / "item.jsonl").read_bytes()
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert json.loads(line)["result"]["output"]["vector"] == vector  # plain JSON any reader takes
