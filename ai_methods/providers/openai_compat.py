@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import orjson
 
 from ai_methods.errors import (
     AIMethodError,
@@ -37,6 +36,7 @@ from ai_methods.providers.base import ChatReply, EmbeddingReply, ModelClient, Tr
 from ai_methods.providers.payloads import (
     JsonWithBlobs,
     data_url,
+    loads_json,
     parse_json_reply,
     read_wav_info,
     schema_instructions,
@@ -229,7 +229,7 @@ class OpenAIClient(ModelClient):
         if response.status_code >= 400:
             raise self._status_error(response, what)
         try:
-            body = orjson.loads(response.content)  # 4x json's speed on a 1024-float embedding reply
+            body = loads_json(response.content)
         except ValueError:
             raise BadResponseError(
                 f"{what}: HTTP {response.status_code} reply is not JSON "

@@ -88,9 +88,13 @@ def test_vectors_and_keys_read_back_as_they_were_recorded(tmp_path):
     run that paid for it (shortest round-trip repr), and keys must read back as json wrote them."""
     import random
 
+    import numpy as np
+
     rng = random.Random(7)
     vector = [rng.gauss(0.0, 0.03) for _ in range(1024)] + [1e-310, -0.0, 5e-324, 1.7976931348623157e308]
-    result = {"output": {"vector": vector, "dim": len(vector)}, "usage": {1: "int key", "n": 2}, "path": tmp_path}
+    numbers = {"f64": np.float64(0.25), "f32": np.float32(0.5), "i64": np.int64(3), "array": np.arange(3)}
+    result = {"output": {"vector": vector, "dim": len(vector)}, "usage": {1: "int key", "n": 2}, "path": tmp_path,
+              "numbers": numbers}  # fmt: skip
     journal = ItemJournal(tmp_path / "item.jsonl")
     journal.record("image:embed_image", result)
     journal.close()
@@ -99,6 +103,21 @@ def test_vectors_and_keys_read_back_as_they_were_recorded(tmp_path):
     assert again["output"]["vector"] == vector  # bit-exact, every float
     assert again["usage"] == {"1": "int key", "n": 2}  # as json.dumps wrote int keys
     assert again["path"] == str(tmp_path)  # default=str, as before
+    assert again["numbers"] == {"f64": 0.25, "f32": 0.5, "i64": 3, "array": [0, 1, 2]}  # numbers, never their text
     line = (tmp_path / "item.jsonl").read_bytes()
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert json.loads(line)["result"]["output"]["vector"] == vector  # plain JSON any reader takes
+
+
+def test_lines_json_wrote_before_orjson_still_read_back(tmp_path):
+    """Journals written by json.dumps hold what orjson refuses (NaN, integers past 64 bits): still steps done,
+    and a result holding such an integer is still recorded, exactly."""
+    path = tmp_path / "old.jsonl"
+    entry = {"step": "image:labels", "at": "2026-11-30T00:00:00+00:00", "result": {"score": float("nan"), "id": 2**70}}
+    path.write_text(json.dumps(entry, default=str, separators=(",", ":")) + "\n")
+    journal = ItemJournal(path)
+    got = journal.get("image:labels")
+    assert got["id"] == 2**70 and got["score"] != got["score"]  # NaN
+    journal.record("image:caption", {"id": 2**70 + 1})
+    journal.close()
+    assert ItemJournal(path).get("image:caption") == {"id": 2**70 + 1}

@@ -293,3 +293,12 @@ async def test_every_pool_of_a_client_verifies_tls_with_one_shared_context(monke
     assert indexes == [0, 1, 2] and len(built) == 1
     assert all(ctx is built[0] for ctx in contexts)
     assert built[0].verify_mode is ssl.CERT_REQUIRED and built[0].check_hostname
+
+
+def test_replies_orjson_refuses_are_read_as_python_json_reads_them() -> None:
+    from ai_methods.providers.payloads import loads_json
+
+    assert loads_json(b'{"v": [0.5, 1e-7]}') == {"v": [0.5, 1e-7]}
+    assert loads_json(b'{"x": NaN, "lp": -Infinity}')["lp"] == float("-inf")  # as servers built on Python's json write them
+    with pytest.raises(ValueError):
+        loads_json(b"<html>502 Bad Gateway</html>")
