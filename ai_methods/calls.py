@@ -17,13 +17,16 @@ around::
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
 import importlib
+import itertools
 import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 
 from ai_methods.cache import CacheKey, PostgresResultCache, ResultCache, open_result_cache
 from ai_methods.errors import (
@@ -103,7 +106,16 @@ class TokenBucket:
 
 
 class ProviderLimiter:
-    """Concurrency (a semaphore) and rate (a token bucket) for one provider."""
+    """Concurrency (slots granted by priority) and rate (a token bucket) for one provider.
+
+    A call waiting for a slot gets it before every waiting call of a larger
+    ``priority`` number, and after those of its own priority that waited
+    longer. The engine gives priority 0 to calls whose outputs other steps
+    need (``caption`` and ``ocr_text`` before ``embed_text``): with first come,
+    first served, the last items' captions waited behind the other calls and
+    their ``embed_text`` ran alone at the end, one round trip with the
+    provider's slots empty (``bench/bench_ai_stage.py``, docs/ai_stage.md).
+    """
 
     def __init__(
         self,
@@ -114,26 +126,51 @@ class ProviderLimiter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.concurrency = concurrency
-        self._sem = asyncio.Semaphore(concurrency)
+        self._free = concurrency
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []  # a heap: (priority, arrival, future)
+        self._arrivals = itertools.count()
         self.bucket = TokenBucket(rate, sleep=sleep, clock=clock) if rate else None
         self.in_flight = 0
         self.max_in_flight = 0
 
-    async def __aenter__(self) -> "ProviderLimiter":
-        await self._sem.acquire()
+    @contextlib.asynccontextmanager
+    async def slot(self, priority: int = 0) -> AsyncIterator["ProviderLimiter"]:
+        """Hold one of the provider's slots (and a token, with a rate) for the ``async with`` block."""
+        await self._acquire(priority)
         try:
             if self.bucket is not None:
                 await self.bucket.acquire()
         except BaseException:
-            self._sem.release()
+            self._release()
             raise
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        return self
+        try:
+            yield self
+        finally:
+            self.in_flight -= 1
+            self._release()
 
-    async def __aexit__(self, *exc: Any) -> None:
-        self.in_flight -= 1
-        self._sem.release()
+    async def _acquire(self, priority: int) -> None:
+        if self._free > 0:  # a slot is only ever free while nobody waits: release hands it over
+            self._free -= 1
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._arrivals), granted))
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self._release()  # granted, then cancelled before it ran: the slot goes to the next one
+            raise  # still waiting: its future is cancelled, and _release skips it
+
+    def _release(self) -> None:
+        while self._waiting:
+            granted = heapq.heappop(self._waiting)[2]
+            if not granted.done():
+                granted.set_result(None)
+                return
+        self._free += 1
 
 
 @dataclass
@@ -308,10 +345,14 @@ class MethodRunner:
 
     # ----- the call -------------------------------------------------------------------
 
-    async def run(self, method: str | AIMethod, *args: Any, provider: str | None = None, **inputs: Any) -> MethodResult:
+    async def run(
+        self, method: str | AIMethod, *args: Any, provider: str | None = None, priority: int = 0, **inputs: Any
+    ) -> MethodResult:
         """Run ``method`` on ``inputs`` (keyword by kind: ``image=``, ``frames=``, ``audio=``, ``text=``, ``results=``).
 
-        Raises the typed errors of ``ai_methods.errors``; each failure is counted in ``accounting()``.
+        ``priority``: while calls wait for the provider's slots, smaller numbers
+        go first (``ProviderLimiter``). Raises the typed errors of
+        ``ai_methods.errors``; each failure is counted in ``accounting()``.
         """
         started = time.perf_counter()
         m = method if isinstance(method, AIMethod) else self.method(method)
@@ -354,7 +395,7 @@ class MethodRunner:
             future: asyncio.Future[MethodResult] = asyncio.get_running_loop().create_future()
             self._inflight[key] = future
             try:
-                output, usage, model = await self._attempts(m, prepared, pname, backend, key.model, stats)
+                output, usage, model = await self._attempts(m, prepared, pname, backend, key.model, stats, priority)
                 cost, priced = self.prices.cost(pname, model, usage)
                 if self.cache is not None:
                     self.cache.put(key, output, usage, cost, model)
@@ -382,7 +423,7 @@ class MethodRunner:
         return result
 
     async def _attempts(
-        self, m: AIMethod, inputs: Any, provider: str, backend: Any, model: str, stats: MethodStats
+        self, m: AIMethod, inputs: Any, provider: str, backend: Any, model: str, stats: MethodStats, priority: int = 0
     ) -> tuple[dict[str, Any], Usage, str]:
         limiter = self.limiter(provider)
         timeout = self.settings.timeout_for(provider)
@@ -391,7 +432,7 @@ class MethodRunner:
             attempt += 1
             ctx = CallContext(m.name, provider, model, inputs.input_hash, backend)
             try:
-                async with limiter:
+                async with limiter.slot(priority):
                     stats.provider_calls += 1
                     try:
                         async with asyncio.timeout(timeout):

@@ -171,13 +171,18 @@ class _ItemRun:
         item: ItemAnalysis,
         sync: Callable[[], Awaitable[None]] | None = None,
         sync_every: int = 0,
+        needed: frozenset[str] = frozenset(),
     ) -> None:
         self.runner, self.journal, self.item = runner, journal, item
         self.sync, self.sync_every = sync, sync_every
+        self.needed = needed  # methods whose outputs other steps of the item wait for: their calls go first
         self._syncing = asyncio.Lock()  # one copy at a time: an older snapshot must not land after a newer one
 
-    async def step(self, key: str, method: str, **inputs: Any) -> dict[str, Any] | None:
-        """Run ``method`` unless the journal already holds this step for the same version, provider and input."""
+    async def step(self, key: str, method: str, *, critical: bool = False, **inputs: Any) -> dict[str, Any] | None:
+        """Run ``method`` unless the journal already holds this step for the same version, provider and input.
+
+        ``critical``: other steps wait for this one (as for a method in ``needed``): its call goes first.
+        """
         m = self.runner.method(method)
         provider = self.runner.provider_for(method)
         prior = self.journal.get(key)
@@ -192,7 +197,8 @@ class _ItemRun:
                 self.item.steps_resumed += 1
                 return prior
         try:
-            result = (await self.runner.run(method, **inputs)).as_dict()
+            priority = 0 if critical or method in self.needed else 1
+            result = (await self.runner.run(method, priority=priority, **inputs)).as_dict()
         except AIMethodError as exc:
             self.item.failures.append({"method": method, "step": key, "cause": type(exc).__name__, "detail": str(exc)})
             return None
@@ -443,6 +449,9 @@ class BrandAnalyser:
         self._reading = asyncio.Semaphore(config.decode_workers)
         self._copies: Counter[Path] = Counter()  # items using each local media copy right now
         self._loading = asyncio.Semaphore(config.copies_in_flight)
+        # Calls whose outputs an item's later steps need wait less for the provider's slots (a
+        # brand-level need does not count: the brand's cycles start after every item anyway).
+        self._needed = frozenset(n for m in self.plan.at(PICTURE) + self.plan.at(ITEM) for n in m.needs)
 
     async def analyse(self, items: list[dict[str, Any]]) -> list[ItemAnalysis]:
         """Analyse every item (rows of ``raw_media`` with status ``ok``), all in flight together."""
@@ -488,7 +497,7 @@ class BrandAnalyser:
                     journal = await self._journal(item.sha256)
                 run = _ItemRun(
                     self.runner, journal, item, lambda: self._keep_journal(journal, item, in_progress=True),
-                    self.config.journal_sync_steps,
+                    self.config.journal_sync_steps, self._needed,
                 )
                 work = _ItemWork(self.plan, run, row, path, self._reading)
                 try:
@@ -533,7 +542,9 @@ class BrandAnalyser:
             # Once a frame decoded, the file is known to be readable media: a corrupt file
             # fails as one load failure, not also as a failed transcription.
             work.start_item_methods()
-            task = work.track(work.run.step(f"frame{frame.index}:{EMBED_IMAGE}", EMBED_IMAGE, image=frame.jpeg))
+            # critical: whether the frame is kept, and so its picture steps, waits for this embedding
+            step = work.run.step(f"frame{frame.index}:{EMBED_IMAGE}", EMBED_IMAGE, critical=True, image=frame.jpeg)
+            task = work.track(step)
             embedded.put_nowait((frame, task))
 
         def decode() -> None:  # in a worker thread

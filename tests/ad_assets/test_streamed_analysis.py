@@ -256,3 +256,22 @@ async def test_journal_opens_are_bounded_with_the_loads_so_the_first_items_start
                                        config=AnalysisConfig(items_in_flight=12, copies_in_flight=3))  # fmt: skip
     assert [i.status for i in items] == ["analysed"] * 12
     assert most == 3
+
+
+async def test_calls_other_steps_wait_for_ask_for_the_providers_slots_first(store, tmp_path):
+    """caption and ocr_text feed embed_text: their calls go before the rest (ProviderLimiter)."""
+    rows = _brand(store, tmp_path, 3)
+    asked: dict[str, set[int]] = {}
+    async with _runner(tmp_path) as runner:
+        real = runner.run
+
+        async def run(method, *args, priority=0, **inputs):
+            asked.setdefault(getattr(method, "name", method), set()).add(priority)
+            return await real(method, *args, priority=priority, **inputs)
+
+        runner.run = run
+        items, _ = await analyse_brand(rows, runner=runner, store=store, cache_dir=tmp_path / "media-cache",
+                                       journal_dir=tmp_path / "journals")  # fmt: skip
+    assert [i.status for i in items] == ["analysed"] * 3
+    assert asked["caption"] == asked["ocr_text"] == {0}
+    assert asked["labels"] == asked["embed_image"] == asked["embed_text"] == {1}
