@@ -32,6 +32,7 @@ swaps process-wide filters and probes run in threads.
 from __future__ import annotations
 
 import io
+import re
 import struct
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -115,7 +116,13 @@ def decode_errors(label: str, what: str, corrupt: str) -> Iterator[None]:
     except Image.DecompressionBombError as exc:
         raise MediaDecodeError(TOO_MANY_PIXELS, f"{label}: {what} refused as a decompression bomb: {exc}") from exc
     except Exception as exc:  # Pillow raises many types for corrupt files
-        raise MediaDecodeError(CORRUPT_MEDIA, f"{label}: {corrupt} ({exc})") from exc
+        # Pillow names the file object it read ("cannot identify image file <_io.BytesIO object at
+        # 0x7f...>"): the label already names the input, the object's address tells a user nothing.
+        detail = _FILE_OBJECT.sub("", str(exc))
+        raise MediaDecodeError(CORRUPT_MEDIA, f"{label}: {corrupt} ({detail})") from exc
+
+
+_FILE_OBJECT = re.compile(r" ?<_io\.\w+ (?:object at 0x[0-9a-fA-F]+|name=[^>]*)>")
 
 
 def _open(source: bytes | Path):
