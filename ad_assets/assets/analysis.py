@@ -6,6 +6,7 @@ twice. ``media_embeddings`` still depends on ``media_analysis`` in the graph.
 """
 
 import asyncio
+import contextlib
 import shutil
 
 import dagster as dg
@@ -186,6 +187,8 @@ def analysis_assets(settings: Settings, plan: PipelinePlan | None = None) -> dg.
             yield from _outputs(sink, analysis, embeddings, count, elapsed, accounting, run_plan)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the run's folder, once no other brand of the run uses it
+                staged.parent.rmdir()
 
     return media_analysis
 

@@ -125,6 +125,8 @@ def test_brand_is_analysed_embedded_and_summarised(brand):
     settings, instance, resources, rows = brand
     result = _materialise(settings, instance, resources)
     assert result.success
+    staged = settings.work_dir / "staged"  # the run's staged tables and their folder went with the run
+    assert not staged.exists() or list(staged.iterdir()) == []
     images, video = rows[:3], rows[3]
 
     analysis: pd.DataFrame = _stored(resources, "media_analysis")
