@@ -490,7 +490,7 @@ class MediaStore:
             return None
         path = self.local_path(key)
         if not path.is_file():
-            raise StoreNotFoundError(f"object {key!r} in {self.url} not found: it was never stored or was deleted")
+            raise self._error("read", key, FileNotFoundError(f"no file {path}"))
         return path
 
     def signed_url(self, key: str, expires_s: int = 300) -> str:

@@ -106,13 +106,13 @@ class JsonWithBlobs:
 
     ``json.dumps`` scans every character of a 2 MB base64 string for escapes on
     the event loop, once per request; here the small JSON around it is dumped
-    and the blob's bytes are joined in place of a per-request placeholder.
+    and the blob's bytes take the place of a per-request placeholder.
     Blobs must be JSON string content that needs no escaping (base64 data URLs
     are); placeholders may sit anywhere, each exactly once.
 
         body = JsonWithBlobs()
         request = {"image_url": {"url": body.blob(data_url(image))}}
-        payload = body.encode(request)      # bytes, ready to POST
+        pieces = body.parts(request)        # bytes to send one after another (encode() joins them)
     """
 
     def __init__(self) -> None:
