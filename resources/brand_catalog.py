@@ -272,8 +272,21 @@ class BrandCatalog:
         return digest.hexdigest()
 
 
+# ``cached`` says how a run got a result (from the result cache), not what the brand holds: a re-run
+# that took the same outputs from the cache committed again, with a new version and every id renumbered.
+_NOT_CONTENT = ("vector", "cached")
+
+
 def _values(row: Any) -> list[Any]:
-    return [getattr(row, f.name) for f in fields(row) if f.name != "vector"]
+    values = []
+    for f in fields(row):
+        if f.name in _NOT_CONTENT:
+            continue
+        value = getattr(row, f.name)
+        if f.name == "cycles":  # the brand-level results: dicts with the same keys as analysis rows
+            value = [{k: v for k, v in cycle.items() if k not in _NOT_CONTENT} for cycle in value]
+        values.append(value)
+    return values
 
 
 def _json_default(value: Any) -> Any:

@@ -7,6 +7,7 @@ state must come back byte for byte."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -155,6 +156,30 @@ def test_recommitting_the_same_catalog_changes_nothing(conn):
     assert not again.changed and again.version == first.version == 1
     assert again.vector_ids.tolist() == first.vector_ids.tolist()
     assert snapshot(conn, "acme") == before
+
+
+def test_a_rerun_whose_results_came_from_the_cache_changes_nothing(conn):
+    """The first re-run of a brand took its brand-level results from the result cache (``cached`` True)
+    and committed again: a new version and every id renumbered, though nothing had changed."""
+    catalog = synthetic_catalog("acme")
+    cycle = {"method": "offer_mix", "version": "1", "provider": "fake", "model": "m", "output": {"items": 3},
+             "error": None, "cost_usd": 0.0, "cached": False}  # fmt: skip
+    fresh = dataclasses.replace(catalog, summary=dataclasses.replace(catalog.summary, cycles=(cycle,)))
+    first = commit_brand(conn, fresh)
+    before = snapshot(conn, "acme")
+
+    from_cache = dataclasses.replace(
+        fresh,
+        analyses=tuple(dataclasses.replace(a, cached=True) for a in fresh.analyses),
+        summary=dataclasses.replace(fresh.summary, cycles=({**cycle, "cached": True},)),
+    )
+    again = commit_brand(conn, from_cache)
+
+    assert not again.changed and again.version == first.version == 1
+    assert snapshot(conn, "acme") == before
+    changed = dataclasses.replace(from_cache, summary=dataclasses.replace(
+        fresh.summary, cycles=({**cycle, "output": {"items": 4}},)))  # fmt: skip
+    assert commit_brand(conn, changed).changed  # an output that differs still commits
 
 
 def test_a_forced_recommit_replaces_the_rows_with_new_ids_and_version(conn):
