@@ -337,13 +337,28 @@ class MediaStore:
         """
         _check_key(key)
         path = Path(path)
-        if not path.is_file():
-            raise StoreNotFoundError(f"cannot store {key!r} in {self.url}: local file {path} does not exist")
         _register_exit_grace()
+        if self._local:
+            # File system work only (a stat, a read, a write and a rename): in a worker thread, so the
+            # event loop that copies each item's journal here never waits on the disk (docs/ai_stage.md).
+            await asyncio.to_thread(self._put_file_now, key, path, content_type)
+            return
+        self._check_source(key, path)
         try:
             await obstore.put_async(self._store, key, path, **self._put_options(content_type))
         except Exception as exc:
             raise self._error("write", key, exc) from exc
+
+    def _put_file_now(self, key: str, path: Path, content_type: str | None) -> None:
+        self._check_source(key, path)
+        try:
+            obstore.put(self._store, key, path, **self._put_options(content_type))
+        except Exception as exc:
+            raise self._error("write", key, exc) from exc
+
+    def _check_source(self, key: str, path: Path) -> None:
+        if not path.is_file():
+            raise StoreNotFoundError(f"cannot store {key!r} in {self.url}: local file {path} does not exist")
 
     async def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
         """Store ``data`` under ``key``, replacing any previous object."""
