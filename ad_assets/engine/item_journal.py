@@ -42,15 +42,16 @@ class ItemJournal:
             self._end_torn_line(path)
 
     @classmethod
+    def open(cls, path: Path) -> ItemJournal:
+        """The journal at ``path``, read and its file opened for appending (file system work: off the event loop)."""
+        journal = cls(path)
+        journal._open()
+        return journal
+
+    @classmethod
     async def open_async(cls, path: Path) -> ItemJournal:
-        """The journal at ``path``, read and its file opened for appending in a worker thread."""
-
-        def opened() -> ItemJournal:
-            journal = cls(path)
-            journal._open()
-            return journal
-
-        return await asyncio.to_thread(opened)
+        """``open`` in a worker thread."""
+        return await asyncio.to_thread(cls.open, path)
 
     @staticmethod
     def _read(path: Path) -> dict[str, dict[str, Any]]:

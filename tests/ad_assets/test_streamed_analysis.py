@@ -232,24 +232,29 @@ def test_only_a_local_store_offers_its_files_in_place(store, s3_store):
 async def test_journal_opens_are_bounded_with_the_loads_so_the_first_items_start_first(store, tmp_path, monkeypatch):
     """With the media read in place, opening every item's journal at once still held the first
     picture read ~0.1 s behind 128 opens in the worker threads (bench/bench_ai_stage.py)."""
+    import threading
+    import time
+
     from ad_assets.engine.item_journal import ItemJournal
 
     rows = _brand(store, tmp_path, 12)
     opening, most = 0, 0
-    real_open = ItemJournal.open_async.__func__
+    lock = threading.Lock()
+    real_open = ItemJournal.open.__func__
 
-    async def counted(cls, path):
+    def counted(cls, path):  # a local store's loads open the journal in a worker thread
         nonlocal opening, most
-        opening += 1
-        most = max(most, opening)
-        for _ in range(3):
-            await asyncio.sleep(0)  # yield: let every other item in flight reach its open
+        with lock:
+            opening += 1
+            most = max(most, opening)
+        time.sleep(0.02)  # hold it: let every other item in flight reach its open
         try:
-            return await real_open(cls, path)
+            return real_open(cls, path)
         finally:
-            opening -= 1
+            with lock:
+                opening -= 1
 
-    monkeypatch.setattr(ItemJournal, "open_async", classmethod(counted))
+    monkeypatch.setattr(ItemJournal, "open", classmethod(counted))
     async with _runner(tmp_path) as runner:
         items, _ = await analyse_brand(rows, runner=runner, store=store, cache_dir=tmp_path / "media-cache",
                                        journal_dir=tmp_path / "journals",
